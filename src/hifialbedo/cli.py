@@ -1,0 +1,87 @@
+"""Command line: a thin layer that parses arguments and calls the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from hifialbedo import __version__
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hifialbedo", description="De-lit facial albedo, lighting and a textured mesh from photos.")
+    parser.add_argument("--version", action="version", version=f"hifialbedo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("reconstruct", help="photos of one person -> UV albedo, lighting, mesh (training-free, CPU)")
+    rec.add_argument("photos", nargs="+", type=Path, help="one or more photos of the same person")
+    rec.add_argument("-o", "--output", type=Path, required=True, help="output folder (written atomically)")
+    rec.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels (default 1024)")
+    rec.add_argument("--face-index", type=int, default=None, help="which face when a photo has several (0 = largest)")
+    rec.add_argument("--landmarks", type=Path, action="append", help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    rec.add_argument("--no-identity-check", action="store_true", help="keep every photo even if a face looks like someone else")
+    rec.add_argument("--quiet", action="store_true", help="no progress display")
+    return parser
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, bar_format="{desc} [{elapsed}]", file=sys.stderr, leave=False)
+
+    def note(stage: str) -> None:
+        bar.set_description_str(f"hifialbedo: {stage}")
+        bar.update(1)
+
+    return note, bar.close
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from hifialbedo.pipeline import ReconstructConfig, reconstruct
+
+    if not 16 <= args.uv_size <= 8192:
+        raise ValueError(f"--uv-size must be between 16 and 8192, got {args.uv_size}")
+    if args.face_index is not None and args.face_index < 0:
+        raise ValueError(f"--face-index must be >= 0, got {args.face_index}")
+    config = ReconstructConfig(uv_size=args.uv_size, face_index=args.face_index, check_identity=not args.no_identity_check)
+    note, close = _progress(not args.quiet and sys.stderr.isatty())
+    try:
+        report = reconstruct(args.photos, args.output, config=config, landmark_files=args.landmarks, overwrite=args.overwrite, progress=note)
+    finally:
+        close()
+    for w in report["warnings"]:
+        print(f"hifialbedo: warning: {w}", file=sys.stderr)
+    total = sum(report["timings_s"].values())
+    print(f"wrote {args.output}/ (albedo.png, texture.png, normal.png, mesh.obj, views/...) from {len(report['inputs'])} photo(s) in {total:.2f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = _build_parser().parse_args(argv)
+    from hifialbedo.io.errors import InputError
+
+    warnings.simplefilter("ignore", UserWarning)  # warnings are collected into the report and printed once
+    try:
+        if args.command == "reconstruct":
+            return _reconstruct(args)
+    except InputError as exc:
+        print(f"hifialbedo: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"hifialbedo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hifialbedo: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The training-free estimation: lighting and albedo, completion, multi-photo fusion."""

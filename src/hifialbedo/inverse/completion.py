@@ -1,0 +1,69 @@
+"""Filling occluded and low-confidence texels: mirror texel first, then inpainting.
+
+FTIM's symmetry idea without the network: a face's albedo is nearly mirror-symmetric, so
+a texel hidden or poorly seen (turned away, under a highlight or a shadow) takes its
+mirror texel's value where that one is trusted more. What neither side saw is inpainted
+by push-pull (a masked Gaussian pyramid: averages from coarser levels fill the holes of
+finer ones), and every texel is blended by its confidence so that no seam appears where
+measured, mirrored and inpainted texels meet.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from hifialbedo.mesh.topology import uv_mirror_texels
+
+
+def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> np.ndarray:
+    """Fill a map ``(S, S, C)`` where ``weights (S, S)`` in [0, 1] are low, from the rest.
+
+    Returns a map defined everywhere (also outside the face), equal to ``values`` where
+    the weight is 1 and a smooth extension of them where it is 0.
+    """
+    w = weights.astype(np.float32)
+    vw = values.astype(np.float32) * w[..., None]
+    pyramid = [(vw, w)]
+    while min(pyramid[-1][1].shape) > min_size:
+        vw, w = pyramid[-1]
+        pyramid.append((cv2.pyrDown(vw), cv2.pyrDown(w)))
+    vw, w = pyramid[-1]
+    filled = vw / np.maximum(w, 1e-6)[..., None]
+    if not (w > 1e-6).any():
+        filled[:] = 0.0
+    else:
+        filled[w <= 1e-6] = filled[w > 1e-6].mean(axis=0)
+    for vw, w in reversed(pyramid[:-1]):
+        up = cv2.pyrUp(filled, dstsize=(w.shape[1], w.shape[0]))
+        if up.ndim == 2:
+            up = up[..., None]
+        # A blurred weight of ~0.5 or more means the level has its own data here.
+        alpha = np.clip(w * 2.0, 0.0, 1.0)[..., None]
+        own = vw / np.maximum(w, 1e-6)[..., None]
+        filled = alpha * own + (1.0 - alpha) * up
+    return filled
+
+
+def complete_uv(
+    albedo: np.ndarray, confidence: np.ndarray, face_mask: np.ndarray, *, trusted: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete a UV map ``(S, S, C)`` with confidence ``(S, S)`` over the face ``(S, S)`` bool.
+
+    ``trusted``: the confidence from which a texel is kept as measured. Returns the
+    completed map (defined everywhere; outside the face it is a smooth padding, useful
+    against bleeding when the texture is mip-mapped) and the completed confidence
+    ``(S, S)``: the trust in each texel after the mirror step.
+    """
+    c = np.where(face_mask, np.clip(confidence / trusted, 0.0, 1.0), 0.0).astype(np.float32)
+    rows, cols = uv_mirror_texels(c.shape[0])
+    mirrored = albedo[rows, cols]
+    c_mirror = c[rows, cols]
+    w_mirror = np.clip(c_mirror - c, 0.0, 1.0)  # only where the mirror is trusted more
+    total = c + w_mirror
+    combined = (albedo * c[..., None] + mirrored * w_mirror[..., None]) / np.maximum(total, 1e-6)[..., None]
+    combined_conf = np.maximum(c, c_mirror) * face_mask
+    smooth = push_pull(combined, combined_conf)
+    k = combined_conf[..., None]
+    completed = k * combined + (1.0 - k) * smooth
+    return completed.astype(np.float32), combined_conf.astype(np.float32)

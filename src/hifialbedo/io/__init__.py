@@ -1,0 +1,1 @@
+"""Reading and validating inputs, atomic writing, mesh and texture export."""

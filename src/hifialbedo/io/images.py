@@ -1,0 +1,133 @@
+"""Reading photos: validation, EXIF rotation, mode conversion, downscaling; writing PNGs.
+
+Every reader returns ``(H, W, 3)`` uint8 sRGB; what Pillow can convert is accepted
+(grayscale, 16-bit, CMYK, palette, alpha), anything else raises ``InputError`` naming the
+file and the problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from hifialbedo.io.errors import InputError
+
+MAX_SIDE = 4096  # photos larger than this (either side) are downscaled, with a warning
+
+
+@dataclass(frozen=True)
+class Photo:
+    path: Path
+    pixels: np.ndarray  # (H, W, 3) uint8 sRGB, after EXIF rotation and any downscale
+    original_size: tuple[int, int]  # (height, width) after EXIF rotation, before downscale
+    notes: tuple[str, ...]  # what was converted, for the report
+
+    @property
+    def scale(self) -> float:
+        """Working size / original size (1.0 unless downscaled)."""
+        return self.pixels.shape[0] / self.original_size[0]
+
+
+def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        notes.append(f"{'16-bit' if top > 255 else mode} grayscale converted to 8-bit RGB")
+        g = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        notes.append(f"{mode} image: alpha composited over white")
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    if mode != "RGB":
+        notes.append(f"{mode} image converted to RGB")
+    return np.asarray(img.convert("RGB"))
+
+
+def read_photo(path: str | Path, *, max_side: int = MAX_SIDE) -> Photo:
+    """Read a photo as ``(H, W, 3)`` uint8 sRGB, honouring EXIF orientation.
+
+    Raises InputError for a missing, empty, unreadable, truncated or unsupported file.
+    Warns (``UserWarning``) when it downscales a photo larger than ``max_side``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    notes: list[str] = []
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later
+            oriented = ImageOps.exif_transpose(img)
+            if oriented is not img:
+                orientation = img.getexif().get(0x0112, 1)
+                if orientation != 1:
+                    notes.append(f"EXIF orientation {orientation} applied")
+            # 16-bit RGB(A) PNGs: Pillow gives 8-bit RGB; OpenCV keeps the 16 bits.
+            if img.format == "PNG" and img.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+                rgb = _read_png16(path, notes)
+            else:
+                rgb = _to_rgb8(oriented, notes)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(path, "not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = str(exc).split("\n")[0]
+        if "truncated" in msg.lower() or "broken" in msg.lower() or "premature" in msg.lower():
+            raise InputError(path, "truncated or corrupt image data") from None
+        raise InputError(path, f"cannot decode image ({msg})") from None
+    except Image.DecompressionBombError:
+        raise InputError(path, "image too large to decode safely") from None
+    h, w = rgb.shape[:2]
+    if h < 16 or w < 16:
+        raise InputError(path, f"image too small ({w}x{h} px)")
+    original = (h, w)
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        msg = f"{path}: {w}x{h} px is large; working on a {size[0]}x{size[1]} copy (views are upsampled back)"
+        notes.append(msg)
+        warnings.warn(msg, stacklevel=2)
+    return Photo(path, np.ascontiguousarray(rgb), original, tuple(notes))
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[24] if len(head) >= 25 and head[12:16] == b"IHDR" else 8
+
+
+def _read_png16(path: Path, notes: list[str]) -> np.ndarray:
+    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if a is None:
+        raise InputError(path, "cannot decode 16-bit PNG")
+    if a.ndim == 3 and a.shape[2] == 4:
+        alpha = a[..., 3:4].astype(np.float64) / 65535.0
+        rgb = a[..., 2::-1].astype(np.float64) / 65535.0
+        rgb = rgb * alpha + (1.0 - alpha)
+        notes.append("16-bit RGBA PNG: alpha composited over white, converted to 8-bit")
+    else:
+        rgb = a[..., ::-1].astype(np.float64) / 65535.0
+        notes.append("16-bit PNG converted to 8-bit")
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8/uint16 as PNG (fast compression)."""
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code)
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"{path}: could not write PNG")

@@ -1,0 +1,1 @@
+"""The face topology (vertices, UVs, triangles, regions, symmetry) and landmark fitting."""

@@ -1,0 +1,1 @@
+"""Learned networks. Weights load only on an explicit call, from installed packages."""

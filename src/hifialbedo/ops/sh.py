@@ -1,0 +1,120 @@
+"""Second-order real spherical harmonics and Lambertian shading.
+
+Basis (orthonormal on the unit sphere, integral of Y_i Y_j over the sphere = delta_ij),
+for a unit direction n = (x, y, z):
+
+    Y0 = 0.282095                      (l=0)
+    Y1 = 0.488603 y,  Y2 = 0.488603 z,  Y3 = 0.488603 x          (l=1; m = -1, 0, 1)
+    Y4 = 1.092548 xy, Y5 = 1.092548 yz, Y6 = 0.315392 (3z^2 - 1),
+    Y7 = 1.092548 xz, Y8 = 0.546274 (x^2 - y^2)                  (l=2; m = -2..2)
+
+Lighting is the environment's radiance L(w) = sum_i L_i Y_i(w), coefficients ``(9, 3)`` per
+linear-RGB channel. A Lambertian surface with normal n receives irradiance
+E(n) = sum_i A_l(i) L_i Y_i(n) with A_0 = pi, A_1 = 2 pi / 3, A_2 = pi / 4
+(Ramamoorthi & Hanrahan 2001), and its *shading* is S(n) = E(n) / pi, so that a pixel
+of albedo a reads I = a * S. With this normalisation a uniform white environment of
+radiance 1 gives S = 1 for every normal.
+
+Normals live in the camera frame: x right, y up, z toward the camera.
+Functions accept NumPy arrays or torch tensors (gradients flow through the torch path).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hifialbedo.ops._array import stack
+
+SH_CONSTANTS = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
+BAND_OF_COEFFICIENT = (0, 1, 1, 1, 2, 2, 2, 2, 2)
+# A_l / pi: the cosine lobe's band factors divided by pi (irradiance -> shading).
+SHADING_BAND_FACTORS = (1.0, 2.0 / 3.0, 0.25)
+SHADING_FACTORS = np.array([SHADING_BAND_FACTORS[b] for b in BAND_OF_COEFFICIENT])
+
+
+def sh_basis(normals):
+    """Real SH basis ``(..., 9)`` at unit directions ``(..., 3)`` (see the module docstring)."""
+    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+    c0, c1, c2, c3, c4 = SH_CONSTANTS
+    return stack(
+        [
+            c0 + 0.0 * x,
+            c1 * y,
+            c1 * z,
+            c1 * x,
+            c2 * x * y,
+            c2 * y * z,
+            c3 * (3.0 * z * z - 1.0),
+            c2 * x * z,
+            c4 * (x * x - y * y),
+        ],
+        axis=-1,
+    )
+
+
+def shading_basis(normals):
+    """Basis ``(..., 9)`` such that shading S(n) = shading_basis(n) @ coefficients."""
+    basis = sh_basis(normals)
+    factors = SHADING_FACTORS
+    if not isinstance(basis, np.ndarray):
+        import torch
+
+        factors = torch.as_tensor(factors, dtype=basis.dtype, device=basis.device)
+    else:
+        factors = factors.astype(basis.dtype)
+    return basis * factors
+
+
+def sh_shading(normals, coefficients):
+    """Lambertian shading ``(..., 3)`` of unit normals ``(..., 3)`` under SH light ``(9, 3)``.
+
+    The coefficients are radiance coefficients in linear RGB; see the module docstring.
+    A leading batch axis on both is allowed: normals ``(B, ..., 3)``, coefficients ``(B, 9, 3)``.
+
+    >>> white = uniform_light(1.0)
+    >>> sh_shading(np.array([0.0, 0.0, 1.0]), white).round(6).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    basis = shading_basis(normals)
+    if coefficients.ndim == 3:  # batched: contract the 9 axis per batch element
+        b = basis.reshape(basis.shape[0], -1, 9)
+        out = b @ coefficients
+        return out.reshape(*basis.shape[:-1], coefficients.shape[-1])
+    return basis @ coefficients
+
+
+def uniform_light(radiance: float | np.ndarray = 1.0) -> np.ndarray:
+    """SH coefficients ``(9, 3)`` of a uniform environment of the given linear-RGB radiance."""
+    coeffs = np.zeros((9, 3))
+    coeffs[0] = np.broadcast_to(np.asarray(radiance, dtype=np.float64), (3,)) / SH_CONSTANTS[0]
+    return coeffs
+
+
+def directional_light(direction, radiance=1.0, ambient=0.0) -> np.ndarray:
+    """SH coefficients ``(9, 3)`` of a distant light plus a uniform ambient term.
+
+    ``direction`` points from the surface toward the light (camera frame). The light is
+    a delta of total irradiance ``radiance`` on a surface facing it; its SH projection is
+    truncated to second order (the usual 9-coefficient approximation of a clamped cosine:
+    the shading at angle t from the light is about radiance * max(cos t, 0)).
+    """
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    colour = np.broadcast_to(np.asarray(radiance, dtype=np.float64), (3,))
+    # A delta light giving irradiance E at normal incidence has radiance coefficients
+    # L_i = E * Y_i(d) and irradiance E * max(n.d, 0); the shading is irradiance / pi, so
+    # the factor pi makes the shading E * max(n.d, 0) (up to the order-2 truncation).
+    coeffs = math.pi * np.outer(sh_basis(d), colour)
+    return coeffs + uniform_light(ambient)
+
+
+def dominant_direction(coefficients: np.ndarray) -> np.ndarray:
+    """Unit direction of the first-order (linear) part of the luminance light, camera frame."""
+    from hifialbedo.ops.colour import LUMA_WEIGHTS
+
+    lum = coefficients @ LUMA_WEIGHTS
+    v = np.array([lum[3], lum[1], lum[2]])
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else np.array([0.0, 0.0, 1.0])

