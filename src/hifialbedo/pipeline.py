@@ -35,10 +35,10 @@ from hifialbedo.render.unwrap import (
     UVLayout,
     paste_window,
     rasterize_in_image,
-    sample_uv_map,
+    shade_view,
     unwrap,
     uv_layout,
-    view_maps,
+
 )
 
 
@@ -325,15 +325,9 @@ def _rgba(linear_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _view_images(result: PhotoResult, albedo_map: np.ndarray) -> dict[str, np.ndarray]:
     """albedo / shading / render of one photo, RGBA at the photo's original size."""
-    vm = view_maps(result.geometry, result.raster)
-    albedo = sample_uv_map(albedo_map, vm.uv)
-    shading = np.maximum(sh_ops.sh_shading(vm.normals, result.estimate.sh.astype(np.float32)), 0.0)
-    alpha = vm.mask.astype(np.float32)
-    images = {
-        "albedo_view": albedo * vm.mask[..., None],
-        "shading_view": shading * vm.mask[..., None],
-        "render_view": albedo * shading * vm.mask[..., None],
-    }
+    view = shade_view(result.geometry, result.raster, albedo_map, result.estimate.sh)
+    alpha = view.mask.astype(np.float32)
+    images = {"albedo_view": view.albedo, "shading_view": view.shading, "render_view": view.image}
     h, w = result.photo.original_size
     out = {}
     for key, img in images.items():

@@ -25,6 +25,8 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
     parent = out_dir.resolve().parent
     if not parent.exists():
         raise InputError(out_dir, f"parent directory {parent} does not exist")
+    if not parent.is_dir():
+        raise InputError(out_dir, f"{parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(out_dir, f"cannot write in {parent} (permission denied)")
 

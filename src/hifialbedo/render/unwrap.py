@@ -203,3 +203,27 @@ def paste_window(raster: ImageRaster, window: np.ndarray, fill: float = 0.0) -> 
     h, w = window.shape[:2]
     out[raster.y0 : raster.y0 + h, raster.x0 : raster.x0 + w] = window
     return out
+
+
+@dataclass(frozen=True)
+class ShadedView:
+    """A UV albedo and an SH light rendered into a photo's raster window."""
+
+    albedo: np.ndarray  # (h, w, 3) linear RGB, 0 outside the mask
+    shading: np.ndarray  # (h, w, 3) >= 0
+    mask: np.ndarray  # (h, w) bool
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.albedo * self.shading
+
+
+def shade_view(geometry: FaceGeometry, raster: ImageRaster, albedo_map: np.ndarray, sh: np.ndarray) -> ShadedView:
+    """Re-project a UV albedo ``(S, S, 3)`` into the photo and light it with SH ``(9, 3)``."""
+    from hifialbedo.ops.sh import sh_shading
+
+    vm = view_maps(geometry, raster)
+    m = vm.mask[..., None]
+    albedo = sample_uv_map(albedo_map, vm.uv) * m
+    shading = np.maximum(sh_shading(vm.normals, sh.astype(np.float32)), 0.0) * m
+    return ShadedView(albedo.astype(np.float32), shading.astype(np.float32), vm.mask)

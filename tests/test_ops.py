@@ -1,0 +1,111 @@
+"""Colour and spherical-harmonics maths: properties and hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hifialbedo.ops.colour import (
+    lab_to_linear,
+    linear_to_lab,
+    linear_to_srgb,
+    linear_to_srgb_uint8,
+    srgb_to_linear,
+    srgb_uint8_to_linear,
+)
+from hifialbedo.ops.sh import directional_light, sh_basis, sh_shading, shading_basis, uniform_light
+
+
+def _sphere_quadrature(n_theta=200, n_phi=400):
+    """Midpoint rule on (theta, phi): directions (M, 3) and weights (M,) summing to 4 pi."""
+    theta = (np.arange(n_theta) + 0.5) * math.pi / n_theta
+    phi = (np.arange(n_phi) + 0.5) * 2 * math.pi / n_phi
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    dirs = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1).reshape(-1, 3)
+    w = (np.sin(t) * (math.pi / n_theta) * (2 * math.pi / n_phi)).reshape(-1)
+    return dirs, w
+
+
+def test_sh_basis_is_orthonormal_on_the_sphere():
+    dirs, w = _sphere_quadrature()
+    b = sh_basis(dirs)
+    gram = (b * w[:, None]).T @ b
+    np.testing.assert_allclose(gram, np.eye(9), atol=2e-4)
+
+
+def test_sh_basis_hand_values():
+    # At the north pole only Y0, Y2 (z) and Y6 (3z^2 - 1) are non-zero.
+    b = sh_basis(np.array([0.0, 0.0, 1.0]))
+    expected = np.zeros(9)
+    expected[0], expected[2], expected[6] = 0.282095, 0.488603, 0.315392 * 2
+    np.testing.assert_allclose(b, expected, atol=1e-6)
+
+
+def test_uniform_white_environment_gives_unit_shading_everywhere():
+    rng = np.random.default_rng(0)
+    n = rng.normal(size=(100, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    np.testing.assert_allclose(sh_shading(n, uniform_light(1.0)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("angle_deg", [0, 30, 60, 90, 120, 180])
+def test_sh_shading_equals_the_exact_irradiance_integral(angle_deg):
+    """Order-2 SH shading of a light equals the numerically integrated clamped cosine of
+    the order-2 *projected* environment (Ramamoorthi & Hanrahan's band factors)."""
+    light = np.array([0.0, 0.0, 1.0])
+    coeffs = directional_light(light, radiance=1.0)
+    a = math.radians(angle_deg)
+    normal = np.array([math.sin(a), 0.0, math.cos(a)])
+    dirs, w = _sphere_quadrature()
+    radiance = sh_basis(dirs) @ coeffs[:, 0]
+    exact = (radiance * np.maximum(dirs @ normal, 0.0) * w).sum() / math.pi
+    assert sh_shading(normal, coeffs)[0] == pytest.approx(exact, abs=2e-3)
+
+
+@pytest.mark.parametrize("angle_deg,expected", [(0, 1.0625), (60, 0.4609), (90, 0.09375)])
+def test_directional_light_shading_at_known_angles(angle_deg, expected):
+    """Closed form of the order-2 clamped cosine: 1/4 + cos/2 + 5/16 (3cos^2 - 1)... evaluated by hand."""
+    c = math.cos(math.radians(angle_deg))
+    hand = 0.25 + 0.5 * c + (5.0 / 16.0) * (3 * c * c - 1) / 2 * 1.0
+    coeffs = directional_light([0, 0, 1], radiance=1.0)
+    n = np.array([math.sin(math.radians(angle_deg)), 0.0, c])
+    s = sh_shading(n, coeffs)[0]
+    assert s == pytest.approx(hand, abs=1e-4)
+    assert s == pytest.approx(expected, abs=1e-3)
+
+
+def test_shading_torch_matches_numpy_and_has_gradients():
+    rng = np.random.default_rng(1)
+    n = rng.normal(size=(10, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    coeffs = rng.normal(size=(9, 3))
+    nt = torch.tensor(n, requires_grad=True)
+    ct = torch.tensor(coeffs, requires_grad=True)
+    np.testing.assert_allclose(sh_shading(nt, ct).detach().numpy(), sh_shading(n, coeffs), rtol=1e-12)
+    assert torch.autograd.gradcheck(sh_shading, (nt, ct))
+    assert shading_basis(nt).shape == (10, 9)
+
+
+def test_srgb_linear_round_trips():
+    x = np.linspace(0, 1, 1001)
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-12)
+    np.testing.assert_allclose(srgb_to_linear(linear_to_srgb(x)), x, atol=1e-12)
+    codes = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(linear_to_srgb_uint8(srgb_uint8_to_linear(codes)), codes)
+
+
+def test_srgb_known_values():
+    # IEC 61966-2-1: the linear segment below 0.04045 and 0.5 -> 0.214041.
+    assert float(srgb_to_linear(np.array(0.04))) == pytest.approx(0.04 / 12.92)
+    assert float(srgb_to_linear(np.array(0.5))) == pytest.approx(0.2140411, abs=1e-6)
+    assert float(linear_to_srgb(np.array(1.0))) == pytest.approx(1.0)
+
+
+def test_lab_known_values_and_round_trip():
+    # White is L* = 100, a* = b* = 0; sRGB (1, 0, 0) is L*a*b* (53.24, 80.09, 67.20) (Lindbloom).
+    np.testing.assert_allclose(linear_to_lab(np.ones(3)), [100, 0, 0], atol=1e-3)
+    np.testing.assert_allclose(linear_to_lab(np.array([1.0, 0, 0])), [53.24, 80.09, 67.20], atol=0.02)
+    rng = np.random.default_rng(2)
+    rgb = rng.uniform(0, 1, size=(50, 3))
+    np.testing.assert_allclose(lab_to_linear(linear_to_lab(rgb)), rgb, atol=1e-9)
