@@ -412,6 +412,42 @@ def test_bad_photo_with_overwrite_keeps_existing_out_dir(tmp_path, run_cli):
     assert_no_leftovers(out)
 
 
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
+def test_failure_while_writing_leaves_no_half_written_out_dir(exc, overwrite, tmp_path, capsys, monkeypatch):
+    import hifialbedo.pipeline as pipeline
+
+    real_write_png = pipeline.write_png
+    written: list[Path] = []
+
+    def failing_write_png(path, image):
+        if len(written) == 2:  # albedo.png and texture.png are in the temporary folder by now
+            raise exc
+        real_write_png(path, image)
+        written.append(Path(path))
+
+    monkeypatch.setattr(pipeline, "write_png", failing_write_png)
+    out = tmp_path / "out"
+    if overwrite:
+        out.mkdir()
+        (out / "keep.txt").write_text("old results\n")
+    try:
+        rc = main(["reconstruct", str(GRACE), "-o", str(out), *FAST, *(["--overwrite"] if overwrite else [])])
+    except OSError:  # an I/O failure may surface as an exception; the folder must still be clean
+        rc = None
+    assert [p.name for p in written] == ["albedo.png", "texture.png"]
+    assert written[0].parent.name.startswith(".out.tmp-")
+    assert rc != 0
+    if isinstance(exc, KeyboardInterrupt):
+        assert rc == 130
+    if overwrite:
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    else:
+        assert not out.exists()
+    assert_no_leftovers(out)
+    assert not written[0].parent.exists()
+
+
 # ----------------------------------------------------------------------------- several photos, landmarks
 
 

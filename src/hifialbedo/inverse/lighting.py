@@ -105,29 +105,33 @@ def estimate_lighting(
     # (warm key, cool fill) while the grey fit chose which texels to trust.
     apparent = np.stack([_weighted_ridge(basis, colour[idx, c].astype(np.float64), w, config.ridge) for c in range(3)], axis=1)
 
-    all_basis = shading_basis(normals.astype(np.float64))
-    s_all = np.maximum(all_basis @ apparent, 1e-4)  # (N, 3) apparent shading = a * S
+    # Full resolution in float32: these few passes over every texel dominate the cost.
+    all_basis = shading_basis(normals.astype(np.float32, copy=False))
+    s_all = np.maximum(all_basis @ apparent.astype(np.float32), np.float32(1e-4))  # (N, 3) apparent shading = a * S
     relative = colour / s_all  # ~1 on average skin
-    rel_lum = relative @ LUMA_WEIGHTS
+    rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
     skin_rel = rel_lum[idx]
     med = float(np.median(skin_rel))
     sigma = _robust_sigma(skin_rel)
-    chroma = relative / np.maximum(rel_lum[:, None], 1e-6)
-    skin_chroma = np.median(chroma[idx], axis=0)
-    chroma_sigma = _robust_sigma(np.linalg.norm(chroma[idx] - skin_chroma, axis=1)) + 1e-3
+    chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
+    skin_chroma = np.median(chroma[idx], axis=0).astype(np.float32)
+    d_chroma = np.sqrt(((chroma - skin_chroma) ** 2).sum(axis=1))
+    chroma_sigma = _robust_sigma(d_chroma[idx]) + 1e-3
 
     k = config.outlier_sigmas
     excess_lum = np.maximum(np.abs(rel_lum - med) / sigma - k, 0.0)
-    excess_chroma = np.maximum(np.linalg.norm(chroma - skin_chroma, axis=1) / chroma_sigma - 2 * k, 0.0)
+    excess_chroma = np.maximum(d_chroma / chroma_sigma - 2 * k, 0.0)
     # Colour outliers only count on skin: lips, brows and eyes differ by nature.
-    outlier_weight = np.exp(-0.5 * excess_lum**2) * np.where(skin, np.exp(-0.5 * excess_chroma**2), 1.0)
-    shading_ok = np.clip((s_all @ LUMA_WEIGHTS) / (0.15 * np.median(s_all[idx] @ LUMA_WEIGHTS)), 0.0, 1.0)
+    outlier_weight = np.exp(-0.5 * (excess_lum**2 + skin * excess_chroma**2))
+    s_lum = s_all @ LUMA_WEIGHTS.astype(np.float32)
+    shading_ok = np.clip(s_lum / (0.15 * np.median(s_lum[idx])), 0.0, 1.0)
     new_conf = (confidence * outlier_weight * shading_ok).astype(np.float32)
 
     a = mean_skin_albedo(apparent, relative[idx], s_all[idx], config.priors, scene_colour=scene_colour)
     light = apparent / a[None, :]
-    shading = (s_all / a[None, :]).astype(np.float32)
-    albedo = np.clip(relative * a[None, :], 0.0, 1.0).astype(np.float32)
+    a32 = a.astype(np.float32)
+    shading = s_all / a32
+    albedo = np.clip(relative * a32, 0.0, 1.0)
     skin_all = skin & (confidence > 0)
     flagged = skin_all & (outlier_weight < 0.5)
     return LightingEstimate(

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from scipy import sparse
 
 from hifialbedo.mesh.geometry import FaceGeometry
 from hifialbedo.mesh.topology import load_face_topology
@@ -28,6 +29,8 @@ class UVLayout:
     texel_faces: np.ndarray  # (N, 3) vertex ids of each covered texel's triangle
     texel_bary: np.ndarray  # (N, 3) float32
     border_weight: np.ndarray  # (N,) 0 on the mesh border rising to 1 inside (hair, background bleed)
+    interpolation: sparse.csr_matrix  # (N, 468) barycentric weights: texel values = matrix @ vertex values
+    flat_index: np.ndarray  # (N,) row * size + col
 
     @property
     def mask(self) -> np.ndarray:
@@ -39,20 +42,17 @@ class UVLayout:
 
     def interpolate(self, vertex_values: np.ndarray) -> np.ndarray:
         """Per-vertex values ``(468, C)`` -> per-texel ``(N, C)`` float32."""
-        v = vertex_values.astype(np.float32, copy=False)
-        b = self.texel_bary
-        f = self.texel_faces
-        return b[:, 0:1] * v[f[:, 0]] + b[:, 1:2] * v[f[:, 1]] + b[:, 2:3] * v[f[:, 2]]
+        return np.asarray(self.interpolation @ vertex_values.astype(np.float32, copy=False), dtype=np.float32)
 
     def scatter(self, texel_values: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Per-texel ``(N, ...)`` -> UV map ``(S, S, ...)``, ``fill`` outside the face."""
-        out = np.full((self.size, self.size) + texel_values.shape[1:], fill, dtype=np.float32)
-        out[self.rows, self.cols] = texel_values
-        return out
+        out = np.full((self.size * self.size,) + texel_values.shape[1:], fill, dtype=np.float32)
+        out[self.flat_index] = texel_values
+        return out.reshape((self.size, self.size) + texel_values.shape[1:])
 
     def gather(self, uv_map: np.ndarray) -> np.ndarray:
         """UV map ``(S, S, ...)`` -> per-texel ``(N, ...)``."""
-        return uv_map[self.rows, self.cols]
+        return uv_map.reshape((self.size * self.size,) + uv_map.shape[2:])[self.flat_index]
 
 
 BORDER_WIDTH = 0.02  # in UV units: the band along the mesh outline whose confidence ramps up
@@ -69,7 +69,10 @@ def uv_layout(size: int) -> UVLayout:
     faces = topo.faces[frags.face_index[rows, cols]]
     dist = cv2.distanceTransform(np.pad(frags.mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     border = np.clip(dist[rows, cols] / (BORDER_WIDTH * size), 0.0, 1.0).astype(np.float32)
-    return UVLayout(size, frags, rows, cols, faces, frags.bary[rows, cols], border)
+    bary = frags.bary[rows, cols]
+    n = len(rows)
+    matrix = sparse.csr_matrix((bary.reshape(-1), (np.repeat(np.arange(n), 3), faces.reshape(-1))), shape=(n, len(topo.uv)))
+    return UVLayout(size, frags, rows, cols, faces, bary, border, matrix, rows * size + cols)
 
 
 @dataclass(frozen=True)
