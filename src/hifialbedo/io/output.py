@@ -22,13 +22,14 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
         raise InputError(out_dir, "exists and is not a directory")
     if out_dir.exists() and not overwrite:
         raise InputError(out_dir, "already exists (pass --overwrite to replace it)")
-    parent = out_dir.resolve().parent
-    if not parent.exists():
-        raise InputError(out_dir, f"parent directory {parent} does not exist")
-    if not parent.is_dir():
-        raise InputError(out_dir, f"{parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(out_dir, f"cannot write in {parent} (permission denied)")
+    # Missing parents are created (like mkdir -p): check the nearest existing ancestor.
+    ancestor = out_dir.resolve().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(out_dir, f"{ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(out_dir, f"cannot write in {ancestor} (permission denied)")
 
 
 @contextlib.contextmanager
@@ -43,6 +44,7 @@ def atomic_output_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
     check_output_dir(out_dir, overwrite=overwrite)
     parent = out_dir.resolve().parent
     try:
+        parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     except OSError as exc:
         raise InputError(out_dir, f"cannot create a folder in {parent} ({exc.strerror})") from None
