@@ -34,7 +34,7 @@ OUTPUTS = ("albedo.png", "texture.png", "normal.png", "confidence.png", "mesh.ob
 
 
 @pytest.fixture(scope="session")
-def grace() -> Image.Image:
+def grace_img() -> Image.Image:
     with Image.open(GRACE) as img:
         return img.convert("RGB")
 
@@ -107,36 +107,36 @@ def conversions(report: dict) -> str:
 # ----------------------------------------------------------------------------- unreadable photos
 
 
-def _missing(tmp_path: Path, grace: Image.Image) -> Path:
+def _missing(tmp_path: Path, grace_img: Image.Image) -> Path:
     return tmp_path / "missing.jpg"
 
 
-def _text(tmp_path: Path, grace: Image.Image) -> Path:
+def _text(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "x.jpg"
     p.write_text("this is not a JPEG, just some text\n")
     return p
 
 
-def _empty(tmp_path: Path, grace: Image.Image) -> Path:
+def _empty(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "empty.jpg"
     p.write_bytes(b"")
     return p
 
 
-def _truncated(tmp_path: Path, grace: Image.Image) -> Path:
+def _truncated(tmp_path: Path, grace_img: Image.Image) -> Path:
     data = GRACE.read_bytes()
     p = tmp_path / "truncated.jpg"
     p.write_bytes(data[: len(data) // 2])
     return p
 
 
-def _directory(tmp_path: Path, grace: Image.Image) -> Path:
+def _directory(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "folder.jpg"
     p.mkdir()
     return p
 
 
-def _no_face_gradient(tmp_path: Path, grace: Image.Image) -> Path:
+def _no_face_gradient(tmp_path: Path, grace_img: Image.Image) -> Path:
     ramp = np.linspace(0, 255, 256, dtype=np.float64)
     rgb = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (256, 1)), np.tile(ramp[:, None], (1, 256))], axis=2)
     p = tmp_path / "gradient.png"
@@ -144,17 +144,17 @@ def _no_face_gradient(tmp_path: Path, grace: Image.Image) -> Path:
     return p
 
 
-def _no_face_noise(tmp_path: Path, grace: Image.Image) -> Path:
+def _no_face_noise(tmp_path: Path, grace_img: Image.Image) -> Path:
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     p = tmp_path / "noise.png"
     Image.fromarray(noise).save(p)
     return p
 
 
-def _face_too_small(tmp_path: Path, grace: Image.Image) -> Path:
+def _face_too_small(tmp_path: Path, grace_img: Image.Image) -> Path:
     # Grace Hopper 100 px wide -> a face ~40 px across (< 64 px). MediaPipe's detector does
     # find it on a 256x256 canvas (on a 600x600 one it finds nothing at all).
-    small = grace.resize((100, round(100 * grace.height / grace.width)), Image.LANCZOS)
+    small = grace_img.resize((100, round(100 * grace_img.height / grace_img.width)), Image.LANCZOS)
     canvas = Image.new("RGB", (256, 256), (128, 128, 128))
     canvas.paste(small, ((256 - small.width) // 2, (256 - small.height) // 2))
     p = tmp_path / "tiny_face.png"
@@ -162,8 +162,8 @@ def _face_too_small(tmp_path: Path, grace: Image.Image) -> Path:
     return p
 
 
-def _face_too_small_600(tmp_path: Path, grace: Image.Image) -> Path:
-    small = grace.resize((100, round(100 * grace.height / grace.width)), Image.LANCZOS)
+def _face_too_small_600(tmp_path: Path, grace_img: Image.Image) -> Path:
+    small = grace_img.resize((100, round(100 * grace_img.height / grace_img.width)), Image.LANCZOS)
     canvas = Image.new("RGB", (600, 600), (128, 128, 128))
     canvas.paste(small, ((600 - small.width) // 2, (600 - small.height) // 2))
     p = tmp_path / "tiny_face_600.png"
@@ -171,9 +171,9 @@ def _face_too_small_600(tmp_path: Path, grace: Image.Image) -> Path:
     return p
 
 
-def _tiny_image(tmp_path: Path, grace: Image.Image) -> Path:
+def _tiny_image(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "tiny.png"
-    grace.resize((8, 10)).save(p)
+    grace_img.resize((8, 10)).save(p)
     return p
 
 
@@ -192,15 +192,15 @@ def _tiny_image(tmp_path: Path, grace: Image.Image) -> Path:
         pytest.param(_face_too_small_600, r"^(face too small|no face found)", id="face-too-small-600-canvas"),
     ],
 )
-def test_bad_photo_fails_cleanly(make, problem, tmp_path, grace, run_cli):
-    photo = make(tmp_path, grace)
+def test_bad_photo_fails_cleanly(make, problem, tmp_path, grace_img, run_cli):
+    photo = make(tmp_path, grace_img)
     out = tmp_path / "out"
     rc, stdout, err = run_cli(photo, "-o", out)
     assert_clean_failure(rc, stdout, err, photo, problem, out)
 
 
-def test_face_too_small_reports_size_under_64(tmp_path, grace, run_cli):
-    photo = _face_too_small(tmp_path, grace)
+def test_face_too_small_reports_size_under_64(tmp_path, grace_img, run_cli):
+    photo = _face_too_small(tmp_path, grace_img)
     rc, _, err = run_cli(photo, "-o", tmp_path / "out")
     assert rc == 2
     size = int(re.search(r"face too small \((\d+) px across", err).group(1))
@@ -210,20 +210,20 @@ def test_face_too_small_reports_size_under_64(tmp_path, grace, run_cli):
 # ----------------------------------------------------------------------------- convertible photos
 
 
-def _gray_jpeg(tmp_path: Path, grace: Image.Image) -> Path:
+def _gray_jpeg(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "gray.jpg"
-    grace.convert("L").save(p, quality=95)
+    grace_img.convert("L").save(p, quality=95)
     return p
 
 
-def _gray_png(tmp_path: Path, grace: Image.Image) -> Path:
+def _gray_png(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "gray.png"
-    grace.convert("L").save(p)
+    grace_img.convert("L").save(p)
     return p
 
 
-def _gray16_png(tmp_path: Path, grace: Image.Image) -> Path:
-    g16 = np.asarray(grace.convert("L"), dtype=np.uint16) * 257
+def _gray16_png(tmp_path: Path, grace_img: Image.Image) -> Path:
+    g16 = np.asarray(grace_img.convert("L"), dtype=np.uint16) * 257
     img = Image.fromarray(g16)
     assert img.mode == "I;16"
     p = tmp_path / "gray16.png"
@@ -231,35 +231,35 @@ def _gray16_png(tmp_path: Path, grace: Image.Image) -> Path:
     return p
 
 
-def _rgb16_png(tmp_path: Path, grace: Image.Image) -> Path:
-    bgr16 = np.asarray(grace, dtype=np.uint16)[..., ::-1] * 257
+def _rgb16_png(tmp_path: Path, grace_img: Image.Image) -> Path:
+    bgr16 = np.asarray(grace_img, dtype=np.uint16)[..., ::-1] * 257
     p = tmp_path / "rgb16.png"
     assert cv2.imwrite(str(p), np.ascontiguousarray(bgr16))
     assert cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     return p
 
 
-def _cmyk_jpeg(tmp_path: Path, grace: Image.Image) -> Path:
+def _cmyk_jpeg(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "cmyk.jpg"
-    grace.convert("CMYK").save(p, quality=95)
+    grace_img.convert("CMYK").save(p, quality=95)
     with Image.open(p) as img:
         assert img.mode == "CMYK"
     return p
 
 
-def _palette_png(tmp_path: Path, grace: Image.Image) -> Path:
+def _palette_png(tmp_path: Path, grace_img: Image.Image) -> Path:
     p = tmp_path / "palette.png"
-    grace.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(p)
+    grace_img.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(p)
     with Image.open(p) as img:
         assert img.mode == "P" and "transparency" not in img.info
     return p
 
 
-def _rgba_png(tmp_path: Path, grace: Image.Image) -> Path:
+def _rgba_png(tmp_path: Path, grace_img: Image.Image) -> Path:
     # Opaque face, transparent 40 px border (composited over white).
-    alpha = np.zeros((grace.height, grace.width), np.uint8)
+    alpha = np.zeros((grace_img.height, grace_img.width), np.uint8)
     alpha[40:-40, 40:-40] = 255
-    rgba = np.dstack([np.asarray(grace), alpha])
+    rgba = np.dstack([np.asarray(grace_img), alpha])
     p = tmp_path / "rgba.png"
     Image.fromarray(rgba, "RGBA").save(p)
     return p
@@ -277,8 +277,8 @@ def _rgba_png(tmp_path: Path, grace: Image.Image) -> Path:
         pytest.param(_rgba_png, r"RGBA image: alpha composited over white", id="rgba-png"),
     ],
 )
-def test_convertible_photo_succeeds(make, note, tmp_path, grace, reconstruct_ok):
-    photo = make(tmp_path, grace)
+def test_convertible_photo_succeeds(make, note, tmp_path, grace_img, reconstruct_ok):
+    photo = make(tmp_path, grace_img)
     report, err, out = reconstruct_ok(photo)
     assert re.search(note, conversions(report)), report["inputs"][0]["conversions"]
     assert report["inputs"][0]["size"] == list(GRACE_SIZE)
@@ -296,10 +296,10 @@ def test_plain_rgb_png_has_no_conversions(reconstruct_ok):
         assert view.size == (512, 512)
 
 
-def test_exif_rotated_jpeg_is_turned_upright(tmp_path, grace, reconstruct_ok):
+def test_exif_rotated_jpeg_is_turned_upright(tmp_path, grace_img, reconstruct_ok):
     # Stored pixels are the upright photo turned 90 degrees counter-clockwise (600x512);
     # Orientation 6 says "rotate 90 degrees clockwise to display", which restores 512x600.
-    stored = grace.transpose(Image.Transpose.ROTATE_90)
+    stored = grace_img.transpose(Image.Transpose.ROTATE_90)
     assert stored.size == (600, 512)
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -321,10 +321,10 @@ def test_exif_rotated_jpeg_is_turned_upright(tmp_path, grace, reconstruct_ok):
     assert ys.mean() < 0.6 * GRACE_SIZE[1]
 
 
-def test_very_large_photo_is_downscaled_with_warning(tmp_path, grace, reconstruct_ok):
-    big_size = (round(5000 * grace.width / grace.height), 5000)  # (4267, 5000)
+def test_very_large_photo_is_downscaled_with_warning(tmp_path, grace_img, reconstruct_ok):
+    big_size = (round(5000 * grace_img.width / grace_img.height), 5000)  # (4267, 5000)
     photo = tmp_path / "big.jpg"
-    grace.resize(big_size, Image.BILINEAR).save(photo, quality=85)
+    grace_img.resize(big_size, Image.BILINEAR).save(photo, quality=85)
     report, err, out = reconstruct_ok(photo)
     warning_lines = [line for line in err.splitlines() if line.startswith("hifialbedo: warning: ")]
     assert len(warning_lines) == 1, err

@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. disk full while writing: the output folder was cleaned up
+        where = exc.filename or getattr(args, "output", "")
+        print(f"hifialbedo: error: {where}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hifialbedo: interrupted; nothing was written", file=sys.stderr)
         return 130
