@@ -29,8 +29,8 @@ def srgb_to_linear(srgb):
 def linear_to_srgb(linear):
     """Linear RGB (>= 0) -> sRGB-encoded values; values above 1 stay above 1 (clip at I/O).
 
-    >>> float(linear_to_srgb(np.array(0.2140411)))  # doctest: +ELLIPSIS
-    0.5000...
+    >>> round(float(linear_to_srgb(np.array(0.2140411))), 6)
+    0.5
     """
     linear = clip_min(linear, 0.0)
     return where(linear <= 0.0031308, linear * 12.92, 1.055 * clip_min(linear, 0.0031308) ** (1 / 2.4) - 0.055)
