@@ -8,7 +8,11 @@ scaled like x (pixels), smaller = nearer the camera, zero near the face's centre
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -40,6 +44,25 @@ def face_size(landmarks: np.ndarray) -> float:
     return float(max(np.ptp(p[:, 0]), np.ptp(p[:, 1])))
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence MediaPipe's C++ log lines (written to fd 2 before absl is initialised)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class LandmarkDetector:
     """MediaPipe FaceMesh in static-image mode, loaded once and reused.
 
@@ -49,14 +72,16 @@ class LandmarkDetector:
     def __init__(self, max_faces: int = 5) -> None:
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces, min_detection_confidence=0.5
-        )
+        with _quiet_native_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces, min_detection_confidence=0.5
+            )
 
     def detect_all(self, image_rgb8: np.ndarray) -> list[np.ndarray]:
         """All faces in an ``(H, W, 3)`` uint8 sRGB image, largest first, each ``(478, 3)``."""
         h, w = image_rgb8.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(image_rgb8))
+        with _quiet_native_stderr():
+            result = self._mesh.process(np.ascontiguousarray(image_rgb8))
         faces = []
         for lm in result.multi_face_landmarks or []:
             pts = np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float64)
