@@ -12,9 +12,9 @@ from hifialbedo.inverse.fusion import fuse_albedos
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import LUMA_WEIGHTS, srgb_uint8_to_linear
-from hifialbedo.ops.sh import directional_light, sh_shading, shading_basis
+from hifialbedo.ops.sh import directional_light, sh_shading
 from hifialbedo.pipeline import ReconstructConfig, reconstruct, reconstruct_photos
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, shade_view, unwrap, uv_layout
+from hifialbedo.render.unwrap import rasterize_in_image, shade_view, unwrap, uv_layout
 
 from .conftest import SAMPLES
 from .synthetic import known_albedo, render_known_face, write_case

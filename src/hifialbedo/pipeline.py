@@ -23,7 +23,7 @@ from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estima
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import MAX_SIDE, Photo, read_photo, write_png
 from hifialbedo.io.output import atomic_output_dir, check_output_dir, write_json, write_obj
-from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry, head_frame, vertex_normals
+from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry, vertex_normals
 from hifialbedo.mesh.landmarks import LandmarkDetector, NoFaceError, landmarks_from_array
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.models.identity import SAME_PERSON_DISTANCE, IdentityModel, odd_ones_out
