@@ -38,7 +38,6 @@ from hifialbedo.render.unwrap import (
     shade_view,
     unwrap,
     uv_layout,
-
 )
 
 
@@ -177,82 +176,72 @@ class Reconstruction:
     timer: Timer
 
 
-def reconstruct_photos(
-    photo_paths: Sequence[str | Path],
+def analyse_photo(
+    photo: Photo,
+    name: str,
+    *,
+    layout: UVLayout,
+    skin: np.ndarray,
+    config: ReconstructConfig = ReconstructConfig(),
+    models: Models | None = None,
+    landmark_file: Path | None = None,
+    landmarks: np.ndarray | None = None,
+    timer: Timer | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PhotoResult:
+    """Landmarks, mesh, unwrap and lighting of one photo (raises ``InputError`` naming it).
+
+    Landmarks come from ``landmarks`` (an array), else ``landmark_file``, else the detector.
+    """
+    note = progress or (lambda stage: None)
+    timer = timer or Timer()
+    path = photo.path
+    photo_warnings: list[str] = []
+    note(f"landmarks {path.name}")
+    t = time.perf_counter()
+    if landmarks is not None:
+        lm = landmarks_from_array(landmarks)
+        source = "given"
+    elif landmark_file is not None:
+        try:
+            lm = landmarks_from_array(np.load(landmark_file, allow_pickle=False)) * photo.scale
+        except (OSError, ValueError) as exc:
+            raise InputError(landmark_file, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
+        source = str(landmark_file)
+    else:
+        try:
+            det = (models or Models()).detector.detect(photo.pixels, config.face_index)
+        except NoFaceError as exc:
+            raise InputError(path, str(exc)) from None
+        lm = det.landmarks
+        source = "mediapipe"
+        if det.n_faces > 1 and config.face_index is None:
+            photo_warnings.append(f"{path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
+    timer.add("landmarks", time.perf_counter() - t)
+
+    note(f"estimating {path.name}")
+    geometry, raster, unwrapped, estimate = process_photo(photo, lm, layout, skin, config, timer)
+    if not unwrapped.visible.any():
+        raise InputError(path, "the face mesh is not visible in the photo")
+    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings)
+
+
+def fuse_photo_results(
+    results: Sequence[PhotoResult],
+    layout: UVLayout,
     *,
     config: ReconstructConfig = ReconstructConfig(),
-    landmark_files: Sequence[str | Path] | None = None,
     models: Models | None = None,
+    timer: Timer | None = None,
+    warnings_so_far: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Reconstruction:
-    """Run the training-free reconstruction in memory.
-
-    Photos that fail (unreadable, no face, ...) are skipped with a warning while at least
-    one good photo remains; with a single photo, or none left, the first error is raised
-    (``InputError`` naming the file).
-    """
-    models = models or Models()
-    paths = [Path(p) for p in photo_paths]
-    if not paths:
-        raise ValueError("no photos given")
-    if landmark_files is not None and len(landmark_files) != len(paths):
-        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    """Identity check, fusion and completion of analysed photos (the first is the reference)."""
     note = progress or (lambda stage: None)
-    timer = Timer()
-    warns: list[str] = []
-
-    t = time.perf_counter()
-    layout = uv_layout(config.uv_size)
-    regions = uv_regions(config.uv_size)
-    skin = layout.gather(regions["skin"])
-    timer.add("uv_layout", time.perf_counter() - t)
-
-    results: list[PhotoResult] = []
-    errors: list[InputError] = []
-    for path, name, i in zip(paths, _unique_names(paths), range(len(paths))):
-        try:
-            note(f"reading {path.name}")
-            t = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                photo = read_photo(path, max_side=config.max_side)
-            photo_warnings = [str(w.message) for w in caught]
-            timer.add("read", time.perf_counter() - t)
-
-            note(f"landmarks {path.name}")
-            t = time.perf_counter()
-            if landmark_files is not None:
-                lf = Path(landmark_files[i])
-                try:
-                    lm = landmarks_from_array(np.load(lf, allow_pickle=False)) * np.array([photo.scale, photo.scale, photo.scale])
-                except (OSError, ValueError) as exc:
-                    raise InputError(lf, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
-                source = str(lf)
-            else:
-                try:
-                    det = models.detector.detect(photo.pixels, config.face_index)
-                except NoFaceError as exc:
-                    raise InputError(path, str(exc)) from None
-                lm = det.landmarks
-                source = "mediapipe"
-                if det.n_faces > 1 and config.face_index is None:
-                    photo_warnings.append(f"{path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
-            timer.add("landmarks", time.perf_counter() - t)
-
-            note(f"estimating {path.name}")
-            geometry, raster, unwrapped, estimate = process_photo(photo, lm, layout, skin, config, timer)
-            if not unwrapped.visible.any():
-                raise InputError(path, "the face mesh is not visible in the photo")
-            results.append(PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings))
-            warns.extend(photo_warnings)
-        except InputError as exc:
-            if len(paths) == 1:
-                raise
-            errors.append(exc)
-            warns.append(f"skipped {exc}")
-    if not results:
-        raise errors[0]
-
+    timer = timer or Timer()
+    warns = list(warnings_so_far or [])
+    models = models or Models()
+    results = list(results)
     excluded: list[dict] = []
     if len(results) > 1 and config.check_identity:
         note("identity check")
@@ -314,6 +303,64 @@ def reconstruct_photos(
         warnings=warns,
         timer=timer,
     )
+
+
+def reconstruct_photos(
+    photo_paths: Sequence[str | Path],
+    *,
+    config: ReconstructConfig = ReconstructConfig(),
+    landmark_files: Sequence[str | Path] | None = None,
+    models: Models | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Reconstruction:
+    """Run the training-free reconstruction in memory.
+
+    Photos that fail (unreadable, no face, ...) are skipped with a warning while at least
+    one good photo remains; with a single photo, or none left, the first error is raised
+    (``InputError`` naming the file).
+    """
+    models = models or Models()
+    paths = [Path(p) for p in photo_paths]
+    if not paths:
+        raise ValueError("no photos given")
+    if landmark_files is not None and len(landmark_files) != len(paths):
+        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    note = progress or (lambda stage: None)
+    timer = Timer()
+    warns: list[str] = []
+
+    t = time.perf_counter()
+    layout = uv_layout(config.uv_size)
+    regions = uv_regions(config.uv_size)
+    skin = layout.gather(regions["skin"])
+    timer.add("uv_layout", time.perf_counter() - t)
+
+    results: list[PhotoResult] = []
+    errors: list[InputError] = []
+    for path, name, i in zip(paths, _unique_names(paths), range(len(paths))):
+        try:
+            note(f"reading {path.name}")
+            t = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                photo = read_photo(path, max_side=config.max_side)
+            photo_warnings = [str(w.message) for w in caught]
+            timer.add("read", time.perf_counter() - t)
+
+            lm_file = Path(landmark_files[i]) if landmark_files is not None else None
+            result = analyse_photo(photo, name, layout=layout, skin=skin, config=config, models=models, landmark_file=lm_file, timer=timer, progress=note)
+            result.warnings[:0] = photo_warnings
+            results.append(result)
+            warns.extend(result.warnings)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            errors.append(exc)
+            warns.append(f"skipped {exc}")
+    if not results:
+        raise errors[0]
+
+    return fuse_photo_results(results, layout, config=config, models=models, timer=timer, warnings_so_far=warns, progress=note)
 
 
 def _rgba(linear_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ def uv_regions(size: int) -> dict[str, np.ndarray]:
         for name in names:
             pts = px[topo.contours[name]].astype(np.float32)
             cv2.fillConvexPoly(mask, np.round(cv2.convexHull(pts) - 0.5).astype(np.int32), 1)
-        r = max(1, int(round(margin * size)))
+        r = max(1, round(margin * size))
         mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         return mask.astype(bool) & face
 
@@ -84,7 +84,7 @@ def uv_regions(size: int) -> dict[str, np.ndarray]:
     brows = hull("left_eyebrow", "right_eyebrow", margin=0.01)
     lips = hull("lips", margin=0.01)
     nose = hull("nose", margin=0.0)
-    r = max(1, int(round(0.03 * size)))
+    r = max(1, round(0.03 * size))
     interior = cv2.erode(face.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     skin = interior.astype(bool) & ~eyes & ~brows & ~lips
 

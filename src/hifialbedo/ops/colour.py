@@ -93,3 +93,19 @@ def lab_to_linear(lab: np.ndarray) -> np.ndarray:
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
     xyz = np.where(f > 6.0 / 29.0, f**3, 3 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)) * D65_WHITE
     return xyz @ XYZ_TO_RGB.T
+
+
+def individual_typology_angle(lab: np.ndarray) -> np.ndarray:
+    """Individual Typology Angle, degrees, of CIE L*a*b* colours ``(..., 3)``: atan((L* - 50) / b*).
+
+    The skin-colour angle of the FAIR protocol (and of dermatology: > 55 very light,
+    < -30 dark). ``b* = 0`` gives +-90 (the limit of the formula).
+
+    >>> float(individual_typology_angle(np.array([60.0, 10.0, 10.0])))
+    45.0
+    >>> float(np.round(individual_typology_angle(np.array([40.0, 10.0, 10.0 * 3 ** 0.5])), 6))
+    -30.0
+    """
+    lab = np.asarray(lab, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.degrees(np.arctan((lab[..., 0] - 50.0) / lab[..., 2]))

@@ -1,0 +1,1 @@
+"""Metrics and benchmarks against ground truth (FAIR protocol, image metrics, identity)."""

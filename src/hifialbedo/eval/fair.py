@@ -1,0 +1,101 @@
+"""The FAIR protocol's skin-colour metrics (from TRUST, Feng et al. 2022).
+
+An albedo's skin colour is summarised by its Individual Typology Angle: sRGB albedo in
+[0, 1] -> CIE L*a*b* (D65; the exact transform, not OpenCV's 8-bit Lab) -> per-pixel
+ITA = atan((L* - 50) / b*) in degrees -> the mean over a cheek + forehead skin mask.
+Samples are grouped by the *ground-truth* ITA into six skin types; the error of a method
+is summarised per type, and the spread of those means is its bias:
+
+    Avg ITA = mean over types of the type's mean |ITA_pred - ITA_gt|
+    Bias    = population standard deviation of the same type means
+    Score   = Avg ITA + Bias
+
+Types with no sample are left out of Avg and Bias (and reported as missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hifialbedo.ops.colour import individual_typology_angle, linear_to_lab
+
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
+# Lower ITA bound of types I..V (degrees); VI is everything below -30.
+TYPE_LOWER_BOUNDS = (55.0, 41.0, 28.0, 10.0, -30.0)
+
+
+def skin_type(ita: float) -> int:
+    """Skin type index 0..5 (I..VI) of a ground-truth ITA in degrees.
+
+    I > 55, II 41..55, III 28..41, IV 10..28, V -30..10, VI < -30 (a bound belongs to
+    the darker type).
+
+    >>> [SKIN_TYPES[skin_type(a)] for a in (60, 55, 41.5, 30, 10, 0, -30, -45)]
+    ['I', 'II', 'II', 'III', 'V', 'V', 'VI', 'VI']
+    """
+    for k, lower in enumerate(TYPE_LOWER_BOUNDS):
+        if ita > lower:
+            return k
+    return 5
+
+
+def ita_map(albedo_linear: np.ndarray) -> np.ndarray:
+    """Per-pixel ITA (degrees) of a linear-RGB albedo ``(..., 3)``, clipped to [0, 1] first
+    (as an sRGB image in [0, 1] would be)."""
+    return individual_typology_angle(linear_to_lab(np.clip(albedo_linear, 0.0, 1.0)))
+
+
+def mean_ita(albedo_linear: np.ndarray, mask: np.ndarray) -> float:
+    """Mean per-pixel ITA over ``mask`` (bool, albedo's spatial shape) of a linear albedo.
+
+    Pixels with b* = 0 exactly (ITA +-90 by the formula's limit) are kept, as the formula
+    says; NaNs (L* = 50 and b* = 0) are dropped.
+    """
+    values = ita_map(albedo_linear[mask])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("empty skin mask: no pixel to measure the ITA on")
+    return float(values.mean())
+
+
+@dataclass
+class FairScores:
+    """FAIR summary of a set of samples (degrees)."""
+
+    avg_ita: float
+    bias: float
+    score: float
+    per_type: dict[str, float]  # type -> mean |ITA error| (missing types absent)
+    counts: dict[str, int] = field(default_factory=dict)  # type -> samples
+
+    def as_dict(self) -> dict:
+        return {"avg_ita": self.avg_ita, "bias": self.bias, "score": self.score, "per_type": self.per_type, "counts": self.counts}
+
+
+def fair_scores(ita_pred: Sequence[float], ita_gt: Sequence[float]) -> FairScores:
+    """Avg ITA, Bias and Score of predictions against ground truth (one ITA per sample).
+
+    >>> s = fair_scores([60, 62, 20], [58, 58, 25])  # type I errors 2, 4; type IV error 5
+    >>> s.per_type, round(s.avg_ita, 3), round(s.bias, 3), round(s.score, 3)
+    ({'I': 3.0, 'IV': 5.0}, 4.0, 1.0, 5.0)
+    """
+    pred = np.asarray(ita_pred, dtype=np.float64)
+    gt = np.asarray(ita_gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 1 or pred.size == 0:
+        raise ValueError(f"need two equal-length, non-empty lists of ITA values, got {pred.shape} and {gt.shape}")
+    errors = np.abs(pred - gt)
+    types = np.array([skin_type(g) for g in gt])
+    per_type: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for k, name in enumerate(SKIN_TYPES):
+        sel = types == k
+        if sel.any():
+            per_type[name] = float(errors[sel].mean())
+            counts[name] = int(sel.sum())
+    means = np.array(list(per_type.values()))
+    avg = float(means.mean())
+    bias = float(means.std())  # population standard deviation (ddof = 0)
+    return FairScores(avg, bias, avg + bias, per_type, counts)
