@@ -109,3 +109,60 @@ def individual_typology_angle(lab: np.ndarray) -> np.ndarray:
     lab = np.asarray(lab, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.degrees(np.arctan((lab[..., 0] - 50.0) / lab[..., 2]))
+
+
+def _planck_xy(kelvin: float) -> tuple[float, float]:
+    """CIE 1931 xy of a blackbody, Kim et al. (2002) cubic fit, 1667..25000 K."""
+    t = float(kelvin)
+    if not 1667.0 <= t <= 25000.0:
+        raise ValueError(f"colour temperature must be in 1667..25000 K, got {t}")
+    if t <= 4000.0:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222.0:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000.0:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return x, y
+
+
+def _planck_linear_rgb(kelvin: float) -> np.ndarray:
+    x, y = _planck_xy(kelvin)
+    return XYZ_TO_RGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def white_of_temperature(kelvin: float) -> np.ndarray:
+    """Linear-RGB colour ``(3,)`` of a blackbody light of this temperature as a camera
+    white-balanced for daylight records it (6504 K -> (1, 1, 1)); luminance 1.
+
+    >>> np.round(white_of_temperature(6504), 6).tolist()
+    [1.0, 1.0, 1.0]
+    >>> c = white_of_temperature(3000); bool(c[0] > c[1] > c[2])  # tungsten: orange
+    True
+    """
+    rgb = _planck_linear_rgb(kelvin) / _planck_linear_rgb(6504.0)
+    return rgb / float(rgb @ LUMA_WEIGHTS)
+
+
+def skin_locus_lab(t):
+    """Typical skin colour, CIE L*a*b*, along the melanin axis: ``t = 0`` light (L* 72,
+    ITA about 59) to ``t = 1`` dark (L* 30, ITA about -53); extrapolates a little beyond.
+
+    A smooth curve through skin colorimetry of ITA types I to VI (approximate values in
+    the range of Del Bino & Bernerd 2013), not fitted to any data set here.
+
+    >>> skin_locus_lab(0.5).round(2).tolist()
+    [51.0, 11.0, 17.0]
+    """
+    t = np.asarray(t, dtype=np.float64)
+    return np.stack([72 - 42 * t, 9 + 4 * t, 13 + 14 * t - 12 * t**2], axis=-1)
+
+
+def log_chromaticity(linear_rgb: np.ndarray) -> np.ndarray:
+    """(log R/G, log B/G) ``(..., 2)`` of linear RGB ``(..., 3)``: invariant to intensity,
+    additive under a per-channel light colour."""
+    rgb = np.maximum(np.asarray(linear_rgb, dtype=np.float64), 1e-6)
+    return np.stack([np.log(rgb[..., 0] / rgb[..., 1]), np.log(rgb[..., 2] / rgb[..., 1])], axis=-1)
