@@ -9,10 +9,12 @@ import numpy as np
 from hifialbedo.io.images import write_png
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import uv_regions
-from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
+from hifialbedo.ops.colour import lab_to_linear, linear_to_srgb_uint8, skin_locus_lab, srgb_uint8_to_linear
 from hifialbedo.render.unwrap import paste_window, rasterize_in_image, shade_view
 
-SKIN = np.array([0.42, 0.27, 0.19])  # linear RGB: a light-to-medium skin tone
+# Linear RGB of a light-to-medium skin tone on the skin locus (L* 59, ITA 31: type III),
+# where the light-colour prior (skin locus + Planckian locus) has no off-locus error.
+SKIN = lab_to_linear(skin_locus_lab(0.3))
 
 
 def known_albedo(size: int, seed: int = 0) -> np.ndarray:

@@ -279,7 +279,7 @@ def _rgba_png(tmp_path: Path, grace_img: Image.Image) -> Path:
 )
 def test_convertible_photo_succeeds(make, note, tmp_path, grace_img, reconstruct_ok):
     photo = make(tmp_path, grace_img)
-    report, err, out = reconstruct_ok(photo)
+    report, _err, out = reconstruct_ok(photo)
     assert re.search(note, conversions(report)), report["inputs"][0]["conversions"]
     assert report["inputs"][0]["size"] == list(GRACE_SIZE)
     assert report["inputs"][0]["landmarks"] == "mediapipe"
@@ -369,7 +369,7 @@ def test_out_dir_under_a_file_fails_cleanly(tmp_path, run_cli):
 def test_out_dir_is_a_file_fails_cleanly(tmp_path, run_cli):
     out = tmp_path / "out"
     out.write_text("keep me\n")
-    rc, stdout, err = run_cli(GRACE, "-o", out)
+    rc, _stdout, err = run_cli(GRACE, "-o", out)
     assert rc == 2
     assert err.splitlines() == [f"hifialbedo: error: {out}: exists and is not a directory"]
     assert out.read_text() == "keep me\n"
@@ -415,7 +415,7 @@ def test_bad_photo_with_overwrite_keeps_existing_out_dir(tmp_path, run_cli):
 @pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
 @pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
 def test_failure_while_writing_leaves_no_half_written_out_dir(exc, overwrite, tmp_path, capsys, monkeypatch):
-    import hifialbedo.pipeline as pipeline
+    from hifialbedo import pipeline
 
     real_write_png = pipeline.write_png
     written: list[Path] = []

@@ -54,7 +54,8 @@ def test_known_albedo_and_light_are_recovered(grace, tmp_path, models):
 
     Tolerances: the shading's shape (correlation over visible skin normals) > 0.99; the
     albedo up to one global gain per channel (the ambiguity priors settle) has a median
-    relative error < 3%; the light's colour (white) and the albedo's chroma within 0.03;
+    relative error < 3%; the light's colour (white; the skin is on the skin locus) and the
+    albedo's chroma within 0.03;
     its absolute brightness within a factor 1.6 (what the exposure/locus priors give here).
     """
     image, lm = grace

@@ -24,6 +24,21 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     rec.add_argument("--no-identity-check", action="store_true", help="keep every photo even if a face looks like someone else")
     rec.add_argument("--quiet", action="store_true", help="no progress display")
+
+    ben = sub.add_parser("benchmark", help="measure methods on relit real faces with ground truth (FAIR protocol, PSNR/SSIM/LPIPS, k-photo curve)")
+    ben.add_argument("-o", "--output", type=Path, required=True, help="output folder: results.md, results.json, cases.csv, per_type.png, examples.png")
+    ben.add_argument("--methods", default=None, help="comma-free list separated by ';' (default: reconstruct;identity;grey_world;oracle_shading;oracle_shape); "
+                     "options in brackets, e.g. 'reconstruct[locus_weight=0.5]'")
+    ben.add_argument("--photos", type=Path, nargs="+", default=None, help="real photos to relight (default: the two samples)")
+    ben.add_argument("--no-mirror", action="store_true", help="do not add the mirrored photos")
+    ben.add_argument("--lightings", type=int, default=6, help="lightings per face and skin type (default 6)")
+    ben.add_argument("--max-photos", type=int, default=6, help="the k-photo curve goes up to this k (1: no curve)")
+    ben.add_argument("--uv-size", type=int, default=512, help="UV size for reconstruct (default 512)")
+    ben.add_argument("--seed", type=int, default=0)
+    ben.add_argument("--no-image-metrics", action="store_true", help="skip PSNR, SSIM and LPIPS")
+    ben.add_argument("--no-identity-metric", action="store_true", help="skip the dlib identity distance")
+    ben.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ben.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -61,6 +76,72 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from hifialbedo.eval.benchmark import DEFAULT_METHODS, BenchmarkConfig, run_benchmark
+    from hifialbedo.eval.relit import RelitConfig
+    from hifialbedo.eval.report import write_report
+    from hifialbedo.io.output import check_output_dir
+
+    if args.lightings < 1:
+        raise ValueError(f"--lightings must be >= 1, got {args.lightings}")
+    if args.max_photos < 1:
+        raise ValueError(f"--max-photos must be >= 1, got {args.max_photos}")
+    if not 16 <= args.uv_size <= 8192:
+        raise ValueError(f"--uv-size must be between 16 and 8192, got {args.uv_size}")
+    methods = tuple(m for m in (args.methods.split(";") if args.methods else DEFAULT_METHODS) if m.strip())
+    relit = RelitConfig(lightings=args.lightings, mirror=not args.no_mirror, seed=args.seed)
+    if args.photos:
+        for p in args.photos:
+            if not p.is_file():
+                from hifialbedo.io.errors import InputError
+
+                raise InputError(p, "no such file")
+        relit = RelitConfig(photos=tuple(str(p) for p in args.photos), lightings=args.lightings, mirror=not args.no_mirror, seed=args.seed)
+    config = BenchmarkConfig(
+        relit=relit,
+        methods=methods,
+        uv_size=args.uv_size,
+        max_photos=args.max_photos,
+        image_metrics=not args.no_image_metrics,
+        identity_metric=not args.no_identity_metric,
+    )
+    check_output_dir(args.output, overwrite=args.overwrite)
+    root = None if args.photos else Path(__file__).resolve().parents[2]
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, file=sys.stderr, leave=False, unit="run")
+
+    def progress(done: int, total: int, what: str) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_description_str(what[:40])
+            bar.update(done - bar.n)
+
+    try:
+        result = run_benchmark(config, root=_samples_root(root), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    files = write_report(result, args.output, overwrite=args.overwrite)
+    print((args.output / "results.md").read_text())
+    print(f"wrote {args.output}/ ({', '.join(files)}) in {result.seconds:.0f} s")
+    return 0
+
+
+def _samples_root(root: Path | None) -> Path | None:
+    """Where the default sample photos are: the repository (editable install) or the cwd."""
+    if root is None:
+        return None
+    for base in (root, Path.cwd()):
+        if (base / "samples" / "grace_hopper.jpg").is_file():
+            return base
+    from hifialbedo.io.errors import InputError
+
+    raise InputError("samples/", "the sample photos are not found; run from the repository root or pass --photos")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -71,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reconstruct":
             return _reconstruct(args)
+        if args.command == "benchmark":
+            return _benchmark(args)
     except InputError as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2

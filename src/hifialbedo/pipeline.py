@@ -18,6 +18,7 @@ import numpy as np
 
 from hifialbedo import __version__
 from hifialbedo.inverse.completion import complete_uv
+from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.fusion import fuse_albedos
 from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting
 from hifialbedo.io.errors import InputError
@@ -141,6 +142,7 @@ def process_photo(
             skin,
             config=config.lighting,
             scene_colour=_scene_colour(linear, raster),
+            sclera=sclera_cue(linear, landmarks),
         )
     except ValueError as exc:
         raise InputError(photo.path, str(exc)) from None

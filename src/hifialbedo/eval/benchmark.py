@@ -32,6 +32,7 @@ import numpy as np
 
 from hifialbedo.eval.fair import SKIN_TYPES, fair_scores, mean_ita
 from hifialbedo.eval.relit import RelitCase, RelitConfig, load_bases, relit_cases
+from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.lighting import LightingConfig
 from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
 from hifialbedo.io.images import Photo
@@ -174,7 +175,8 @@ def make_oracle_shape(priors: AlbedoPriors, raw: bool) -> MethodFn:
         apparent = shape * alpha
         relative = image / np.maximum(apparent, 1e-4)
         sh_shape = c.sh / np.maximum(c.shading[face].mean(axis=0), 1e-6)
-        a = mean_skin_albedo(sh_shape * alpha, relative[skin], apparent[skin], priors, scene_colour=_scene_colour(image, face))
+        sclera = sclera_cue(image, c.landmarks)
+        a = mean_skin_albedo(sh_shape * alpha, relative[skin], apparent[skin], priors, scene_colour=_scene_colour(image, face), sclera=sclera)
         return Prediction(np.clip(relative * a, 0, 1).astype(np.float32), face)
 
     return oracle_shape
@@ -368,4 +370,4 @@ def replace_relit(config: BenchmarkConfig, **changes) -> BenchmarkConfig:
     return replace(config, relit=replace(config.relit, **changes))
 
 
-__all__ = ["SKIN_TYPES", "BenchmarkConfig", "BenchmarkResult", "run_benchmark", "summarise", "curve", "build_method"]
+__all__ = ["SKIN_TYPES", "BenchmarkConfig", "BenchmarkResult", "build_method", "curve", "run_benchmark", "summarise"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hifialbedo.inverse.eyes import ScleraCue
 from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, luminance
 from hifialbedo.ops.sh import shading_basis
@@ -74,12 +75,14 @@ def estimate_lighting(
     *,
     config: LightingConfig = LightingConfig(),
     scene_colour: np.ndarray | None = None,
+    sclera: ScleraCue | None = None,
 ) -> LightingEstimate:
     """Fit SH light and divide it out.
 
     colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
     in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``scene_colour (3,)``: the
-    linear mean colour of the photo outside the face, for the scene prior (or None).
+    linear mean colour of the photo outside the face, for the scene prior (or None);
+    ``sclera``: the eye whites' colour (``inverse.eyes``), a witness of the light's colour.
     """
     lum = luminance(colour)
     usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (colour.max(axis=1) < 0.98)
@@ -127,7 +130,7 @@ def estimate_lighting(
     shading_ok = np.clip(s_lum / (0.15 * np.median(s_lum[idx])), 0.0, 1.0)
     new_conf = (confidence * outlier_weight * shading_ok).astype(np.float32)
 
-    a = mean_skin_albedo(apparent, relative[idx], s_all[idx], config.priors, scene_colour=scene_colour)
+    a = mean_skin_albedo(apparent, relative[idx], s_all[idx], config.priors, scene_colour=scene_colour, sclera=sclera)
     light = apparent / a[None, :]
     a32 = a.astype(np.float32)
     shading = s_all / a32

@@ -19,7 +19,7 @@ positive k per channel. The priors choose a:
    and the locus (1).
 
 The locus is a smooth curve through typical skin colours of ITA types I to VI
-(L* 72 -> 30, a* 9 -> 13, b* 13 -> 20 -> 15; ``ops.colour.skin_locus_lab``): approximate
+(L* 72 -> 30, a* 9 -> 13, b* 13 -> 17 -> 15; ``ops.colour.skin_locus_lab``): approximate
 values in the range reported for skin colorimetry (e.g. Del Bino & Bernerd 2013).
 ``peak_shading``, ``locus_weight`` and ``daylight_weight`` were chosen on the relit-face
 benchmark (``hifialbedo benchmark``); see README.md, "Benchmark".
@@ -32,9 +32,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from hifialbedo.inverse.eyes import SCLERA_LOG_CHROMA, ScleraCue
 from hifialbedo.ops.colour import LUMA_WEIGHTS, lab_to_linear, log_chromaticity, skin_locus_lab, white_of_temperature
 
 DAYLIGHT_MIRED = 1e6 / 6504.0
+SCLERA_GOOD_SPREAD = 0.05  # log-chromaticity spread of clean eye-white pixels
+SCLERA_MAX_SPREAD = 0.2  # beyond this the "eye whites" are lids, lashes or glare: ignored
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,11 @@ class AlbedoPriors:
     """Weights of the priors (see the module docstring)."""
 
     scene_weight: float = 0.0
-    """0: the light's colour from skin locus + Planckian locus; 1: the scene's grey world."""
+    """Weight of the scene's grey world (the mean colour around the face) as a witness of
+    the light's colour, relative to the skin's (see ``solve_skin_and_light``); 0: unused."""
+    sclera_weight: float = 4.0
+    """Weight of the eye whites' colour as a witness of the light's colour (scaled down
+    when the eye-white pixels disagree among themselves); 0: unused."""
     peak_shading: float = 1.25
     """Shading at the brightest skin (95th percentile) under the exposure prior."""
     locus_weight: float = 0.5
@@ -53,10 +60,11 @@ class AlbedoPriors:
     light is taken as white (the camera's white balance is trusted)."""
 
     def __post_init__(self) -> None:
-        for name in ("scene_weight", "locus_weight"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if not 0.0 <= self.locus_weight <= 1.0:
+            raise ValueError(f"locus_weight must be in [0, 1], got {self.locus_weight}")
+        for name in ("scene_weight", "sclera_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.peak_shading <= 0:
             raise ValueError(f"peak_shading must be positive, got {self.peak_shading}")
         if self.daylight_weight < 0:
@@ -81,18 +89,26 @@ def planckian_casts(n: int = 121) -> tuple[np.ndarray, np.ndarray]:
     return mired, casts
 
 
-def solve_skin_and_light(observed_rgb: np.ndarray, daylight_weight: float) -> tuple[float, float, np.ndarray]:
+def solve_skin_and_light(
+    observed_rgb: np.ndarray,
+    daylight_weight: float,
+    witnesses: list[tuple[np.ndarray, float]] | None = None,
+) -> tuple[float, float, np.ndarray]:
     """Split an apparent skin colour (linear RGB ``(3,)``, = albedo x light colour) into a
     skin-locus position and a Planckian light: returns ``(t, kelvin, cast (2,))``.
 
-    Least squares in log chromaticity: |c - skin(t) - cast(T)|^2 plus
-    ``daylight_weight / 100 * ((mired(T) - mired(6504 K)) / 100)^2``.
+    Least squares in log chromaticity over a grid of (t, T):
+    |c - skin(t) - cast(T)|^2 + sum_w weight * |cast(T) - witness|^2
+    + ``daylight_weight / 100 * ((mired(T) - mired(6504 K)) / 100)^2``, where each witness
+    is the cast another cue sees (the eye whites, the scene), log chromaticity ``(2,)``.
     """
     c = log_chromaticity(observed_rgb)
     t, locus, _ = skin_locus()
     mired, casts = planckian_casts()
     resid = c[None, None, :] - locus[:, None, :] - casts[None, :, :]
     cost = (resid**2).sum(axis=-1) + daylight_weight / 100.0 * ((mired[None, :] - DAYLIGHT_MIRED) / 100.0) ** 2
+    for witness, weight in witnesses or []:
+        cost = cost + weight * ((casts - np.asarray(witness)[None, :]) ** 2).sum(axis=-1)[None, :]
     i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
     return float(t[i]), float(1e6 / mired[j]), casts[j]
 
@@ -110,19 +126,24 @@ def mean_skin_albedo(
     priors: AlbedoPriors,
     *,
     scene_colour: np.ndarray | None = None,
+    sclera: ScleraCue | None = None,
 ) -> np.ndarray:
     """The mean skin albedo a ``(3,)``, linear RGB, chosen by the priors.
 
     ``apparent_light (9, 3)``: fitted SH of a * L. ``skin_relative (M, 3)``: I / (a S) on
     the fit's skin texels (about 1). ``skin_apparent_shading (M, 3)``: a * S there.
+    ``scene_colour (3,)``: mean linear colour around the face; ``sclera``: the eye whites.
     """
     dc = np.maximum(apparent_light[0], 1e-6)  # a_c * L_c[0]
     # Mean skin colour under the light actually fitted: fold in the median relative albedo.
     apparent = dc * np.median(skin_relative, axis=0)
-    t, _, cast = solve_skin_and_light(apparent, priors.daylight_weight)
+    witnesses = []
     if scene_colour is not None and priors.scene_weight > 0:
-        scene_cast = log_chromaticity(np.maximum(np.asarray(scene_colour, dtype=np.float64), 1e-4))
-        cast = (1 - priors.scene_weight) * cast + priors.scene_weight * scene_cast
+        witnesses.append((log_chromaticity(np.maximum(np.asarray(scene_colour, dtype=np.float64), 1e-4)), priors.scene_weight))
+    if sclera is not None and priors.sclera_weight > 0 and sclera.spread < SCLERA_MAX_SPREAD:
+        trust = min(1.0, (SCLERA_GOOD_SPREAD / max(sclera.spread, 1e-6)) ** 2)
+        witnesses.append((sclera.log_chroma - SCLERA_LOG_CHROMA, priors.sclera_weight * trust))
+    t, _, cast = solve_skin_and_light(apparent, priors.daylight_weight, witnesses)
     logc = log_chromaticity(apparent) - cast
     colour = np.array([np.exp(logc[0]), 1.0, np.exp(logc[1])])
     colour /= colour @ LUMA_WEIGHTS

@@ -118,3 +118,90 @@ def dominant_direction(coefficients: np.ndarray) -> np.ndarray:
     v = np.array([lum[3], lum[1], lum[2]])
     n = np.linalg.norm(v)
     return v / n if n > 0 else np.array([0.0, 0.0, 1.0])
+
+
+def equirect_directions(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit directions ``(H, W, 3)`` and solid angles ``(H, W)`` of an equirectangular map's pixels.
+
+    Camera frame (x right, y up, z toward the camera). Row i has polar angle
+    theta = (i + 0.5) pi / H from +y (row 0 looks up); column j has azimuth
+    phi = (j + 0.5) 2 pi / W - pi about +y, measured from +z toward +x, so the map's centre
+    looks at the camera (the light falling on a frontal face) and its left and right edges
+    behind the subject. The solid angles sum to 4 pi.
+    """
+    theta = (np.arange(height) + 0.5) * math.pi / height
+    phi = (np.arange(width) + 0.5) * 2.0 * math.pi / width - math.pi
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    dirs = np.stack([np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)], axis=-1)
+    # Exact solid angle of each pixel: dphi * (cos theta_top - cos theta_bottom).
+    edges = np.cos(np.arange(height + 1) * math.pi / height)
+    rows = (edges[:-1] - edges[1:]) * 2.0 * math.pi / width
+    return dirs, np.broadcast_to(rows[:, None], (height, width)).copy()
+
+
+def _equirect_basis_integrals(height: int, width: int) -> np.ndarray:
+    """The integral of each SH basis function over each pixel's patch of the sphere, ``(H, W, 9)``.
+
+    Exact (closed forms in u = cos theta and phi), so a piecewise-constant environment is
+    projected without quadrature error.
+    """
+    u = np.cos(np.arange(height + 1) * math.pi / height)  # decreasing: row i spans [u[i+1], u[i]]
+    phi = np.arange(width + 1) * 2.0 * math.pi / width - math.pi
+    s = np.sqrt(np.clip(1.0 - u * u, 0.0, None))
+
+    def du(f):  # integral over each row of a function of u (given its antiderivative f)
+        return (f(u)[:-1] - f(u)[1:])[:, None]
+
+    def dphi(g):
+        return (g(phi)[1:] - g(phi)[:-1])[None, :]
+
+    one_u = du(lambda x: x)
+    u1 = du(lambda x: x * x / 2)
+    u2 = du(lambda x: x**3 / 3)
+    s1 = (np.arcsin(np.clip(u, -1, 1)) + u * s) / 2
+    s1 = (s1[:-1] - s1[1:])[:, None]  # integral of sqrt(1 - u^2)
+    us = -(s**3) / 3
+    us = (us[:-1] - us[1:])[:, None]  # integral of u sqrt(1 - u^2)
+    one_minus_u2 = one_u - u2
+    one_p = dphi(lambda x: x)
+    sin_p = dphi(lambda x: -np.cos(x))
+    cos_p = dphi(np.sin)
+    cos2_p = dphi(lambda x: x / 2 + np.sin(2 * x) / 4)
+    sin2_p = dphi(lambda x: x / 2 - np.sin(2 * x) / 4)
+    sincos_p = dphi(lambda x: np.sin(x) ** 2 / 2)
+    c0, c1, c2, c3, c4 = SH_CONSTANTS
+    # Direction (x, y, z) = (sqrt(1-u^2) sin phi, u, sqrt(1-u^2) cos phi); dOmega = du dphi.
+    return np.stack(
+        [
+            c0 * one_u * one_p,
+            c1 * u1 * one_p,
+            c1 * s1 * cos_p,
+            c1 * s1 * sin_p,
+            c2 * us * sin_p,
+            c2 * us * cos_p,
+            c3 * (3.0 * one_minus_u2 * cos2_p - one_u * one_p),
+            c2 * one_minus_u2 * sincos_p,
+            c4 * (one_minus_u2 * sin2_p - u2 * one_p),
+        ],
+        axis=-1,
+    )
+
+
+def sh_from_equirect(env: np.ndarray) -> np.ndarray:
+    """Project an equirectangular environment ``(H, W, 3)`` of linear-RGB radiance onto the
+    9 SH coefficients ``(9, 3)`` (radiance coefficients, as ``uniform_light`` and
+    ``directional_light`` give; layout in ``equirect_directions``).
+
+    L_i = integral of L(w) Y_i(w) dOmega, with the environment constant over each pixel
+    (integrated exactly). A uniform environment of radiance 1 gives
+    ``uniform_light(1.0)``; a narrow bright blob of total radiant intensity pi * E in
+    direction d approaches ``directional_light(d, E)``.
+
+    >>> np.allclose(sh_from_equirect(np.ones((16, 32, 3))), uniform_light(1.0), atol=1e-5)
+    True
+    """
+    env = np.asarray(env, dtype=np.float64)
+    if env.ndim != 3 or env.shape[2] != 3:
+        raise ValueError(f"environment must be (H, W, 3), got {env.shape}")
+    basis = _equirect_basis_integrals(env.shape[0], env.shape[1])  # (H, W, 9)
+    return basis.reshape(-1, 9).T @ env.reshape(-1, 3)
