@@ -50,9 +50,9 @@ class AlbedoPriors:
     sclera_weight: float = 4.0
     """Weight of the eye whites' colour as a witness of the light's colour (scaled down
     when the eye-white pixels disagree among themselves); 0: unused."""
-    peak_shading: float = 1.25
+    peak_shading: float = 1.1
     """Shading at the brightest skin (95th percentile) under the exposure prior."""
-    locus_weight: float = 0.5
+    locus_weight: float = 0.0
     """0: brightness from the exposure prior only; 1: from the skin locus only."""
     daylight_weight: float = 1.0
     """Pull of the light's colour temperature toward daylight (6504 K), per 100 mired of
