@@ -97,7 +97,9 @@ def examples_png(result: BenchmarkResult, tile: int = 160) -> np.ndarray | None:
     from hifialbedo.ops.colour import linear_to_srgb_uint8
 
     rows = []
+    labels: list[str] = []
     for case, preds in result.examples:
+        labels = ["photo", "ground truth", *preds]
         ys, xs = np.nonzero(case.face_mask)
         box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
         tiles = [case.image[box], linear_to_srgb_uint8(case.albedo * case.face_mask[..., None])[box]]
@@ -107,7 +109,10 @@ def examples_png(result: BenchmarkResult, tile: int = 160) -> np.ndarray | None:
         return None
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    return np.concatenate(rows, axis=0)
+    header = np.full((24, width, 3), 255, np.uint8)
+    for i, label in enumerate(labels):
+        cv2.putText(header, label[:24], (i * tile + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([header, *rows], axis=0)
 
 
 def write_report(result: BenchmarkResult, out_dir: Path, *, overwrite: bool = False) -> list[str]:
