@@ -24,7 +24,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import cv2
@@ -364,10 +364,6 @@ def run_benchmark(
     for case, preds in examples:
         merged.setdefault(case.name, (case, {}))[1].update(preds)
     return BenchmarkResult(config, scores, summarise(scores), curve(scores), time.perf_counter() - t0, list(merged.values()))
-
-
-def replace_relit(config: BenchmarkConfig, **changes) -> BenchmarkConfig:
-    return replace(config, relit=replace(config.relit, **changes))
 
 
 __all__ = ["SKIN_TYPES", "BenchmarkConfig", "BenchmarkResult", "build_method", "curve", "run_benchmark", "summarise"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hifialbedo.eval.fair import TYPE_LOWER_BOUNDS, mean_ita, skin_type
+from hifialbedo.eval.fair import mean_ita, skin_type
 from hifialbedo.inverse.completion import push_pull
 from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry
 from hifialbedo.mesh.landmarks import LandmarkDetector
@@ -334,8 +334,3 @@ def relit_cases(bases: Sequence[RelitBase], config: RelitConfig) -> Iterator[Rel
             for k in range(config.lightings):
                 yield relight(base, t, k, config)
 
-
-def type_ranges() -> list[tuple[float, float]]:
-    """(low, high) ITA of types I..VI (open ends as +-90)."""
-    bounds = (90.0, *TYPE_LOWER_BOUNDS, -90.0)
-    return [(bounds[k + 1], bounds[k]) for k in range(6)]
