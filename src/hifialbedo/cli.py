@@ -137,14 +137,13 @@ def _benchmark(args: argparse.Namespace) -> int:
     if not 16 <= args.uv_size <= 8192:
         raise ValueError(f"--uv-size must be between 16 and 8192, got {args.uv_size}")
     methods = tuple(m for m in (args.methods.split(";") if args.methods else DEFAULT_METHODS) if m.strip())
-    relit = RelitConfig(lightings=args.lightings, mirror=not args.no_mirror, seed=args.seed)
-    if args.photos:
-        for p in args.photos:
-            if not p.is_file():
-                from hifialbedo.io.errors import InputError
+    for p in args.photos or []:
+        if not p.is_file():
+            from hifialbedo.io.errors import InputError
 
-                raise InputError(p, "no such file")
-        relit = RelitConfig(photos=tuple(str(p) for p in args.photos), lightings=args.lightings, mirror=not args.no_mirror, seed=args.seed)
+            raise InputError(p, "no such file")
+    photos = {"photos": tuple(str(p) for p in args.photos)} if args.photos else {}
+    relit = RelitConfig(lightings=args.lightings, mirror=not args.no_mirror, seed=args.seed, **photos)
     config = BenchmarkConfig(
         relit=relit,
         methods=methods,

@@ -20,7 +20,7 @@ from hifialbedo import __version__
 from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.fusion import fuse_albedos
-from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting
+from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting, scene_colour
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import MAX_SIDE, Photo, read_photo, write_png
 from hifialbedo.io.output import atomic_output_dir, check_output_dir, write_json, write_obj
@@ -104,17 +104,6 @@ class Models:
         return self._identity
 
 
-def _scene_colour(image: np.ndarray, raster: ImageRaster) -> np.ndarray:
-    """Mean linear colour of the photo outside the face mesh (for the scene prior)."""
-    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
-    mask = np.ones((raster.height, raster.width), np.uint8)
-    window = raster.fragments.mask.astype(np.uint8)
-    h, w = window.shape
-    mask[raster.y0 : raster.y0 + h, raster.x0 : raster.x0 + w] &= 1 - window
-    small_mask = cv2.resize(mask, (64, 64), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return small[small_mask].mean(axis=0) if small_mask.any() else small.reshape(-1, 3).mean(axis=0)
-
-
 def process_photo(
     photo: Photo,
     landmarks: np.ndarray,
@@ -141,7 +130,7 @@ def process_photo(
             unwrapped.confidence,
             skin,
             config=config.lighting,
-            scene_colour=_scene_colour(linear, raster),
+            scene_colour=scene_colour(linear, paste_window(raster, raster.fragments.mask)),
             sclera=sclera_cue(linear, landmarks),
         )
     except ValueError as exc:

@@ -27,13 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from hifialbedo.eval.fair import SKIN_TYPES, fair_scores, mean_ita
 from hifialbedo.eval.relit import RelitCase, RelitConfig, load_bases, relit_cases
 from hifialbedo.inverse.eyes import sclera_cue
-from hifialbedo.inverse.lighting import LightingConfig
+from hifialbedo.inverse.lighting import LightingConfig, scene_colour
 from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
 from hifialbedo.io.images import Photo
 from hifialbedo.mesh.topology import uv_regions
@@ -89,13 +88,6 @@ def _priors_from(opts: dict[str, str]) -> AlbedoPriors:
     if unknown:
         raise ValueError(f"unknown prior option(s) {sorted(unknown)}; known: {sorted(names)}")
     return AlbedoPriors(**{k: float(v) for k, v in opts.items() if k in names})
-
-
-def _scene_colour(image: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Mean linear colour outside the face, at 64x64 (as the pipeline's scene prior sees it)."""
-    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
-    keep = cv2.resize((~face).astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return small[keep].mean(axis=0) if keep.any() else small.reshape(-1, 3).mean(axis=0)
 
 
 def _linear(case: RelitCase) -> np.ndarray:
@@ -176,7 +168,7 @@ def make_oracle_shape(priors: AlbedoPriors, raw: bool) -> MethodFn:
         relative = image / np.maximum(apparent, 1e-4)
         sh_shape = c.sh / np.maximum(c.shading[face].mean(axis=0), 1e-6)
         sclera = sclera_cue(image, c.landmarks)
-        a = mean_skin_albedo(sh_shape * alpha, relative[skin], apparent[skin], priors, scene_colour=_scene_colour(image, face), sclera=sclera)
+        a = mean_skin_albedo(sh_shape * alpha, relative[skin], apparent[skin], priors, scene_colour=scene_colour(image, face), sclera=sclera)
         return Prediction(np.clip(relative * a, 0, 1).astype(np.float32), face)
 
     return oracle_shape

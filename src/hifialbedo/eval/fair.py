@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hifialbedo.ops.colour import individual_typology_angle, linear_to_lab
+from hifialbedo.ops.colour import ita_map, mean_ita
+
+# The per-sample measure lives in ops.colour (the synthetic engine calibrates with it too).
+__all__ = ["SKIN_TYPES", "FairScores", "fair_scores", "ita_map", "mean_ita", "skin_type"]
 
 SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
 # Lower ITA bound of types I..V (degrees); VI is everything below -30.
@@ -40,25 +43,6 @@ def skin_type(ita: float) -> int:
         if ita > lower:
             return k
     return 5
-
-
-def ita_map(albedo_linear: np.ndarray) -> np.ndarray:
-    """Per-pixel ITA (degrees) of a linear-RGB albedo ``(..., 3)``, clipped to [0, 1] first
-    (as an sRGB image in [0, 1] would be)."""
-    return individual_typology_angle(linear_to_lab(np.clip(albedo_linear, 0.0, 1.0)))
-
-
-def mean_ita(albedo_linear: np.ndarray, mask: np.ndarray) -> float:
-    """Mean per-pixel ITA over ``mask`` (bool, albedo's spatial shape) of a linear albedo.
-
-    Pixels with b* = 0 exactly (ITA +-90 by the formula's limit) are kept, as the formula
-    says; NaNs (L* = 50 and b* = 0) are dropped.
-    """
-    values = ita_map(albedo_linear[mask])
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        raise ValueError("empty skin mask: no pixel to measure the ITA on")
-    return float(values.mean())
 
 
 @dataclass

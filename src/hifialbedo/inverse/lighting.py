@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from hifialbedo.inverse.eyes import ScleraCue
@@ -52,6 +53,14 @@ class LightingEstimate:
     mean_albedo: np.ndarray  # (3,) the prior-chosen mean skin albedo a
     fit_residual: float  # robust sigma of the relative luminance residual over the skin
     outlier_fraction: float  # share of skin texels flagged as highlight, shadow or occluder
+
+
+def scene_colour(image: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
+    """Mean linear colour ``(3,)`` of a photo ``(H, W, 3)`` outside the face (``face_mask (H, W)``
+    bool), at 64x64: what the scene prior sees."""
+    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
+    keep = cv2.resize((~face_mask).astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return small[keep].mean(axis=0) if keep.any() else small.reshape(-1, 3).mean(axis=0)
 
 
 def _weighted_ridge(basis: np.ndarray, target: np.ndarray, weights: np.ndarray, ridge: float) -> np.ndarray:

@@ -111,6 +111,26 @@ def individual_typology_angle(lab: np.ndarray) -> np.ndarray:
         return np.degrees(np.arctan((lab[..., 0] - 50.0) / lab[..., 2]))
 
 
+def ita_map(albedo_linear: np.ndarray) -> np.ndarray:
+    """Per-pixel ITA (degrees) of a linear-RGB albedo ``(..., 3)``, clipped to [0, 1] first
+    (as an sRGB image in [0, 1] would be)."""
+    return individual_typology_angle(linear_to_lab(np.clip(albedo_linear, 0.0, 1.0)))
+
+
+def mean_ita(albedo_linear: np.ndarray, mask: np.ndarray) -> float:
+    """Mean per-pixel ITA over ``mask`` (bool, albedo's spatial shape) of a linear albedo:
+    the FAIR protocol's skin-colour summary.
+
+    Pixels with b* = 0 exactly (ITA +-90 by the formula's limit) are kept, as the formula
+    says; NaNs (L* = 50 and b* = 0) are dropped.
+    """
+    values = ita_map(albedo_linear[mask])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("empty skin mask: no pixel to measure the ITA on")
+    return float(values.mean())
+
+
 def _planck_xy(kelvin: float) -> tuple[float, float]:
     """CIE 1931 xy of a blackbody, Kim et al. (2002) cubic fit, 1667..25000 K."""
     t = float(kelvin)

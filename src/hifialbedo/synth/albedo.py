@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
-from hifialbedo.ops.colour import individual_typology_angle, lab_to_linear, linear_to_lab
+from hifialbedo.ops.colour import ita_map, lab_to_linear, mean_ita
 from hifialbedo.synth.config import SKIN_TYPE_ITA, skin_type_of_ita
 from hifialbedo.synth.shape import boundary_loops
 
@@ -138,9 +138,7 @@ def skin_ita(albedo: np.ndarray) -> float:
     """Mean per-texel ITA (degrees) of a UV albedo ``(S, S, 3)`` (linear RGB, clipped to
     [0, 1]) over the cheek and forehead masks of ``uv_regions(S)``: the FAIR measure."""
     regions = uv_regions(albedo.shape[0])
-    mask = regions["cheeks"] | regions["forehead"]
-    values = individual_typology_angle(linear_to_lab(np.clip(albedo[mask], 0.0, 1.0)))
-    return float(np.nanmean(values))
+    return mean_ita(albedo, regions["cheeks"] | regions["forehead"])
 
 
 # ----------------------------------------------------------------------------- noise
@@ -489,8 +487,7 @@ def _calibrate(linear: np.ndarray, target: float, *, tolerance: float = 0.02) ->
     texels = linear[regions["cheeks"] | regions["forehead"]].astype(np.float64)
 
     def ita_at(log_k: float) -> float:
-        lab = linear_to_lab(np.clip(texels * math.exp(log_k), 0.0, 1.0))
-        return float(np.nanmean(individual_typology_angle(lab)))
+        return float(np.nanmean(ita_map(texels * math.exp(log_k))))
 
     x0, x1 = 0.0, 0.1
     f0, f1 = ita_at(x0) - target, ita_at(x1) - target
