@@ -23,6 +23,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--landmarks", type=Path, action="append", help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     rec.add_argument("--no-identity-check", action="store_true", help="keep every photo even if a face looks like someone else")
+    rec.add_argument("--model", type=Path, default=None, help="a HiFiAlbedo stage-3 checkpoint: take the albedo from the learned model")
     rec.add_argument("--quiet", action="store_true", help="no progress display")
 
     ben = sub.add_parser("benchmark", help="measure methods on relit real faces with ground truth (FAIR protocol, PSNR/SSIM/LPIPS, k-photo curve)")
@@ -46,6 +47,17 @@ def _build_parser() -> argparse.ArgumentParser:
     idn.add_argument("--face-index", type=int, default=None, help="which face when a photo has several (0 = largest)")
     idn.add_argument("--landmarks", type=Path, action="append", help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection")
     idn.add_argument("--json", action="store_true", help="print descriptors, distances and verdicts as JSON")
+
+    trn = sub.add_parser("train", help="train a stage of the learned HiFiAlbedo model (1: codebook, 2: UV encoder, 3: multi-photo albedo)")
+    trn.add_argument("stage", choices=("stage1", "stage2", "stage3"))
+    trn.add_argument("-o", "--output", type=Path, default=None, help="run folder: checkpoints, metrics.csv, samples (default: the config's train.out_dir)")
+    trn.add_argument("--config", type=Path, default=None, help="TOML or JSON file with a [train] table and a [stage1|2|3] table")
+    trn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override, e.g. train.max_steps=100, stage1.vq.codebook_size=64 (repeatable)")
+    trn.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
+                     help="training data, repeatable: synth:DIR (hifialbedo synth), images:DIR, uv:DIR, identities:DIR")
+    trn.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (1024 px, many GPUs)")
+    trn.add_argument("--init", type=Path, default=None, help="the previous stage's checkpoint (stage2: stage 1's; stage3: stage 2's)")
 
     syn = sub.add_parser("synth", help="write a synthetic face dataset with exact ground truth (training data for the learned model)")
     syn.add_argument("-o", "--output", type=Path, required=True, help="dataset folder (written atomically)")
@@ -118,7 +130,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
         raise ValueError(f"--uv-size must be between 16 and 8192, got {args.uv_size}")
     if args.face_index is not None and args.face_index < 0:
         raise ValueError(f"--face-index must be >= 0, got {args.face_index}")
-    config = ReconstructConfig(uv_size=args.uv_size, face_index=args.face_index, check_identity=not args.no_identity_check)
+    config = ReconstructConfig(
+        uv_size=args.uv_size, face_index=args.face_index, check_identity=not args.no_identity_check, model=str(args.model) if args.model else None
+    )
     note, close = _progress(not args.quiet and sys.stderr.isatty())
     try:
         report = reconstruct(args.photos, args.output, config=config, landmark_files=args.landmarks, overwrite=args.overwrite, progress=note)
@@ -155,6 +169,14 @@ def _identity(args: argparse.Namespace) -> int:
             dist = report.distances[i, j]
             verdict = "same person" if dist < report.threshold else "different people"
             print(f"{dist:.3f}  {verdict:16s}  {report.photos[i]}  {report.photos[j]}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hifialbedo.training.run import train
+
+    result = train(args.stage, config_path=args.config, overrides=args.overrides, data=args.data, out_dir=args.output, preset=args.preset, init=args.init)
+    print(f"{args.stage}: {result.step} steps; last checkpoint {result.checkpoint}")
     return 0
 
 
@@ -239,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             return _synth(args)
         if args.command == "identity":
             return _identity(args)
+        if args.command == "train":
+            return _train(args)
     except InputError as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2

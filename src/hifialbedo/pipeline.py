@@ -55,6 +55,10 @@ class ReconstructConfig:
     check_identity: bool = True
     """With several photos, leave out faces that belong to someone else (dlib descriptor)."""
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    model: str | None = None
+    """A stage-3 checkpoint (or ``HiFiAlbedo.save_pretrained`` file): the albedo comes from
+    the learned HiFiAlbedo model instead of the training-free estimate; mesh, lighting
+    and every other output are computed as in the training-free path."""
 
 
 @dataclass
@@ -87,6 +91,26 @@ class Models:
         self._detector: LandmarkDetector | None = None
         self._identity: IdentityModel | None = None
         self._identity_tried = False
+        self._learned: dict[str, object] = {}
+
+    def learned(self, checkpoint: str):
+        """The learned model of a checkpoint, loaded once (``models.hifialbedo.HiFiAlbedo``)."""
+        if checkpoint not in self._learned:
+            from hifialbedo.models.hifialbedo import HiFiAlbedo
+
+            path = Path(checkpoint)
+            if not path.is_file():
+                raise InputError(path, "no such model checkpoint")
+            try:
+                # A training checkpoint (stage 3) or a compact save_pretrained file.
+                try:
+                    model = HiFiAlbedo.from_pretrained(path)
+                except ValueError:
+                    model = HiFiAlbedo.from_checkpoint(path)
+                self._learned[checkpoint] = model.eval()
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise InputError(path, f"not a usable HiFiAlbedo checkpoint ({str(exc).splitlines()[0]})") from None
+        return self._learned[checkpoint]
 
     @property
     def detector(self) -> LandmarkDetector:
@@ -268,6 +292,13 @@ def fuse_photo_results(
             results = [r for i, r in enumerate(results) if i not in odd]
         timer.add("identity", time.perf_counter() - t)
 
+    learned = None
+    if config.model is not None:
+        note("learned albedo")
+        t = time.perf_counter()
+        learned = learned_albedo(results, models.learned(config.model), layout.size)
+        timer.add("learned_model", time.perf_counter() - t)
+
     note("fusing")
     t = time.perf_counter()
     fusion = fuse_albedos(
@@ -282,7 +313,7 @@ def fuse_photo_results(
     t = time.perf_counter()
     face = layout.mask
     albedo_map, _ = complete_uv(layout.scatter(fusion.albedo), layout.scatter(np.clip(fused_conf, 0, 1)), face)
-    albedo_map = np.clip(albedo_map, 0.0, 1.0)
+    albedo_map = np.clip(albedo_map if learned is None else learned, 0.0, 1.0)
     ref = results[0]
     ref_shading = layout.scatter(ref.estimate.shading)
     relit = albedo_map * ref_shading
@@ -307,6 +338,28 @@ def fuse_photo_results(
         warnings=warns,
         timer=timer,
     )
+
+
+def learned_albedo(results: Sequence[PhotoResult], model, uv_size: int) -> np.ndarray:
+    """The HiFiAlbedo model's albedo ``(S, S, 3)`` linear RGB from all photos at once: each
+    photo's completed UV texture (``inverse.texture.photo_texture``) at the model's size,
+    fused by its cross-attention, decoded, and resampled to ``uv_size``."""
+    import torch
+
+    from hifialbedo.inverse.texture import photo_texture
+    from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
+
+    size = model.uv_size
+    textures = []
+    for r in results:
+        pt = photo_texture(srgb_uint8_to_linear(r.photo.pixels), r.landmarks, size)
+        textures.append(np.clip(linear_to_srgb(pt.texture), 0.0, 1.0).transpose(2, 0, 1))
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.stack(textures)[None].astype(np.float32)))
+    albedo_srgb = out.albedo[0].permute(1, 2, 0).numpy().astype(np.float32)
+    if size != uv_size:
+        albedo_srgb = cv2.resize(albedo_srgb, (uv_size, uv_size), interpolation=cv2.INTER_CUBIC)
+    return srgb_to_linear(np.clip(albedo_srgb, 0.0, 1.0)).astype(np.float32)
 
 
 def reconstruct_photos(

@@ -1,0 +1,526 @@
+"""Stage 1 of the learned model: the facial texture codebook (HiFiAlbedo section 3.1, eqs. 1-4).
+
+A VQGAN (:class:`hifialbedo.models.vqgan.VQAutoencoder`) learns to reconstruct sRGB face
+images and UV textures through a discrete codebook, against a PatchGAN critic::
+
+    L_pretrain = L_rec (eq. 1, L2) + L_com (eq. 2) + lpips_weight * LPIPS + lambda_0 * L_adv1 (eq. 3)
+
+with lambda_0 = ``adv_weight`` (0.8), multiplied, as in taming (Esser et al. 2021), by the
+adaptive gradient-norm ratio when ``adaptive_weight`` is set, and 0 before
+``adversarial_start`` (the warm-up). LPIPS is not in eq. 4; taming adds it with weight 1.
+
+- :class:`Stage1Config` (+ ``stage1_config("tiny" | "paper")``, :data:`STAGE1_PRESETS`)
+- :class:`CodebookStage`: the ``training.engine.Stage`` that ``fit`` runs
+- :func:`stage1_dataset`: image folders, UV folders and synthetic sets as ``{"image"}`` items
+- :func:`load_stage1_model`: the trained ``VQAutoencoder`` from a stage-1 checkpoint
+
+Colour: every image here is **sRGB-encoded** in [0, 1] at the edges (datasets, samples) and
+mapped to [-1, 1] (``x * 2 - 1``) for the VQ model and the discriminator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from hifialbedo.models.discriminators import PatchDiscriminator, PatchDiscriminatorConfig
+from hifialbedo.models.losses import (
+    PerceptualLoss,
+    adaptive_adversarial_weight,
+    adversarial_warmup,
+    hinge_d_loss,
+    hinge_g_loss,
+    non_saturating_d_loss,
+    non_saturating_g_loss,
+    reconstruction_l2,
+)
+from hifialbedo.models.vqgan import VQAutoencoder, VQConfig, vq_config
+from hifialbedo.ops.colour import linear_to_srgb
+from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.training.data import ImageFolder, UVTextureFolder, derive_seed
+
+GanLoss = Literal["hinge", "non_saturating"]
+DATA_KINDS = ("images", "uv", "synth")
+LPIPS_MIN_SIZE = 32  # LPIPS (AlexNet) needs sides >= 31 px; image sides are powers of two
+
+_GAN_LOSSES = {
+    "hinge": (hinge_d_loss, hinge_g_loss),
+    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
+}
+
+
+# --------------------------------------------------------------------------- typed config dicts
+
+
+def coerce_config(cls: type, data: Mapping[str, Any], *, where: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from plain values (JSON/TOML), checking names and types.
+
+    Missing fields keep their defaults; nested dataclass fields take (partial) dicts; ints are
+    accepted for floats, lists for tuples; ``Literal`` fields must hold one of their values.
+    Errors are ``ValueError`` naming the dotted key (``where`` is its prefix, e.g. ``"stage1."``).
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{where.rstrip('.') or cls.__name__}: expected a table of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {where}{cls.__name__} settings {unknown}; known: {names}")
+    return cls(**{k: _coerce(f"{where}{k}", v, hints[k]) for k, v in data.items()})
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    def bad() -> ValueError:
+        return ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return coerce_config(hint, value, where=f"{name}.")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{name}: must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(name, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise bad()
+        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    raise TypeError(f"{name}: unsupported config type {hint}")  # pragma: no cover - a new field type
+
+
+def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, recursing into tables present in both (new dicts, inputs untouched)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Everything stage 1 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset.
+
+    ``beta`` (eq. 2's commitment weight) lives in ``vq.beta``; :attr:`beta` reads it and
+    ``from_dict`` accepts a top-level ``beta`` as an alias.
+    """
+
+    vq: VQConfig = field(default_factory=VQConfig)
+    """The codebook autoencoder's architecture (``vq_config("paper")``: taming's f16, N = 1024, 1024 px)."""
+    disc: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
+    """The PatchGAN critic of eq. 3 (taming: 3 layers, 64 channels, batch norm)."""
+    adv_weight: float = 0.8
+    """Eq. 4's lambda_0: the adversarial term's factor (times the adaptive weight when that is on)."""
+    adversarial_start: int = 10_000
+    """Optimiser step (0-based) from which the adversarial terms are on; before it both are 0.
+
+    Not given in the paper; taming's face models start at 30001 on far longer schedules.
+    10k is about a quarter of the paper's 10 epochs (0.5 M images at global batch 128 = 39k steps)."""
+    adaptive_weight: bool = True
+    """Scale the generator's adversarial loss by taming's ratio |grad rec| / |grad adv| at the decoder's last layer."""
+    lpips_weight: float = 1.0
+    """Weight of the LPIPS term (taming's perceptual loss; not in eq. 4); 0 disables and skips loading LPIPS."""
+    gan_loss: GanLoss = "non_saturating"
+    """"non_saturating" (eq. 3 with the generator's -log D(I_hat)) or "hinge" (taming's default)."""
+    revive_every: int = 0
+    """Re-seed dead codes from encoder outputs every this many steps (0: never, as taming and the paper)."""
+    disc_lr_mult: float = 1.0
+    """The discriminator's learning rate relative to ``TrainConfig.lr``."""
+
+    def __post_init__(self) -> None:
+        if self.adv_weight < 0 or self.lpips_weight < 0:
+            raise ValueError(f"adv_weight and lpips_weight must be >= 0, got {self.adv_weight}, {self.lpips_weight}")
+        if self.adversarial_start < 0 or self.revive_every < 0:
+            raise ValueError(
+                f"adversarial_start and revive_every must be >= 0, got {self.adversarial_start}, {self.revive_every}"
+            )
+        if self.disc_lr_mult <= 0:
+            raise ValueError(f"disc_lr_mult must be > 0, got {self.disc_lr_mult}")
+        if self.gan_loss not in _GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {sorted(_GAN_LOSSES)}, got {self.gan_loss!r}")
+        if self.disc.in_channels != self.vq.out_channels:
+            raise ValueError(f"disc.in_channels ({self.disc.in_channels}) must equal vq.out_channels ({self.vq.out_channels})")
+        if self.vq.image_size < self.disc.min_size:
+            raise ValueError(f"vq.image_size {self.vq.image_size} is below the discriminator's minimum {self.disc.min_size}")
+        if self.lpips_weight > 0 and self.vq.image_size < LPIPS_MIN_SIZE:
+            raise ValueError(f"LPIPS needs vq.image_size >= {LPIPS_MIN_SIZE}, got {self.vq.image_size} (or set lpips_weight=0)")
+
+    @property
+    def beta(self) -> float:
+        """Eq. 2's commitment weight (``vq.beta``)."""
+        return self.vq.beta
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML values, nested ``vq`` and ``disc`` tables; ``from_dict(to_dict())`` is equal."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Stage1Config:
+        """From plain values, type-checked; missing keys (also inside ``vq``/``disc``) keep the defaults."""
+        return coerce_config(cls, _beta_into_vq(data), where="stage1.")
+
+    def updated(self, overrides: Mapping[str, Any]) -> Stage1Config:
+        """A copy with nested ``overrides`` applied, e.g. ``{"adv_weight": 0.5, "vq": {"codebook_size": 64}}``."""
+        return type(self).from_dict(merge_dicts(self.to_dict(), _beta_into_vq(overrides)))
+
+
+def _beta_into_vq(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A top-level ``beta`` (alias) moved into ``vq.beta``; ValueError when both are given and differ."""
+    data = dict(data)
+    if "beta" in data:
+        beta = data.pop("beta")
+        vq = dict(data.get("vq") or {})
+        if "beta" in vq and vq["beta"] != beta:
+            raise ValueError(f"stage1.beta={beta!r} conflicts with stage1.vq.beta={vq['beta']!r}")
+        data["vq"] = {**vq, "beta": beta}
+    return data
+
+
+STAGE1_PRESETS: dict[str, Stage1Config] = {
+    # The paper: taming's f16 VQGAN at 1024 px with N = 1024 codes, a 3-layer PatchGAN.
+    "paper": Stage1Config(vq=vq_config("paper")),
+    # 64 px, 16 x 16 latents, 128 codes, a small critic: a few tenths of a second per step on a 2-core CPU.
+    "tiny": Stage1Config(
+        vq=vq_config("tiny"),
+        disc=PatchDiscriminatorConfig(base_channels=16, n_layers=3),
+        adversarial_start=400,  # after the reconstruction has converged somewhat (tiny train preset: 600 steps)
+        revive_every=50,
+    ),
+}
+
+
+def stage1_config(name: str, **overrides: Any) -> Stage1Config:
+    """The preset ``name`` ("tiny" or "paper") with top-level field overrides (nested ones: :meth:`Stage1Config.updated`).
+
+    >>> stage1_config("tiny").vq.image_size, stage1_config("paper").vq.codebook_size
+    (64, 1024)
+    """
+    if name not in STAGE1_PRESETS:
+        raise ValueError(f"unknown stage-1 preset {name!r}; choose from {sorted(STAGE1_PRESETS)}")
+    return dataclasses.replace(STAGE1_PRESETS[name], **overrides)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _plain(module: nn.Module) -> nn.Module:
+    """The built module behind Fabric's wrapper and ``torch.compile`` (for attributes, not for forward)."""
+    module = getattr(module, "module", module) if type(module).__name__ == "_FabricModule" else module
+    return getattr(module, "_orig_mod", module)
+
+
+def to_model_range(images: Tensor) -> Tensor:
+    """sRGB [0, 1] -> the VQ model's [-1, 1]."""
+    return images * 2.0 - 1.0
+
+
+def to_unit_range(images: Tensor) -> Tensor:
+    """The VQ model's [-1, 1] (decoder output, unbounded) -> sRGB clamped to [0, 1]."""
+    return ((images + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+class TrainableVQ(VQAutoencoder):
+    """:class:`VQAutoencoder` whose ``forward`` returns a dict of the ``VQOutput`` fields.
+
+    Lightning Fabric's module wrapper refuses frozen-dataclass outputs; this subclass has the
+    same parameters and state-dict keys, so its weights load into a plain ``VQAutoencoder``.
+    """
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+        out = super().forward(x)
+        return {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
+
+
+class CodebookStage:
+    """Stage 1 for ``training.engine.fit``: modules ``vq`` and ``disc`` trained, ``lpips`` frozen.
+
+    Batches are dicts with ``"image"`` ``(B, 3, S, S)`` sRGB in [0, 1], S = ``config.vq.image_size``
+    (what :func:`stage1_dataset` yields). The discriminator pass reuses the generator pass's
+    reconstruction of the same micro-batch (detached), so each step runs the VQ model once per
+    micro-batch and its dead-code counters see each batch once. Generator metrics: ``rec``,
+    ``codebook``, ``commitment``, ``lpips``, ``g_adv`` (the generator's GAN loss, 0 in the
+    warm-up), ``adv_weight`` (its effective factor: 0.8 x adaptive ratio, 0 in the warm-up),
+    ``perplexity``, ``revived`` (dead codes re-seeded this step); discriminator metrics:
+    ``logits_real``, ``logits_fake``. Under DDP, revived codes come from rank 0 (broadcast).
+    """
+
+    def __init__(self, config: Stage1Config) -> None:
+        self.config = config
+        self._recon_cache: tuple[int, dict[tuple[int, tuple[int, ...]], Tensor]] = (-1, {})
+        self._revived_step = -1
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"stage": "stage1", "stage1": self.config.to_dict()}
+
+    def build(self) -> dict[str, nn.Module]:
+        modules: dict[str, nn.Module] = {"vq": TrainableVQ(self.config.vq), "disc": PatchDiscriminator(self.config.disc)}
+        if self.config.lpips_weight > 0:
+            modules["lpips"] = PerceptualLoss.from_installed_package(input_range=(-1.0, 1.0))
+        return modules
+
+    def frozen(self) -> set[str]:
+        return {"lpips"} if self.config.lpips_weight > 0 else set()
+
+    def optimizers(self) -> list[tuple[str, list[str], float]]:
+        return [("generator", ["vq"], 1.0), ("discriminator", ["disc"], self.config.disc_lr_mult)]
+
+    def loss(self, modules: dict[str, nn.Module], batch: Any, step: int, optimizer: str) -> tuple[Tensor, dict[str, float]]:
+        images = batch["image"]
+        if optimizer == "generator":
+            return self._generator_loss(modules, images, step)
+        if optimizer == "discriminator":
+            return self._discriminator_loss(modules, images, step)
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+
+    @staticmethod
+    def _cache_key(images: Tensor) -> tuple[int, tuple[int, ...]]:
+        # The engine hands both passes the same micro-batch tensors: their storage names the micro-batch.
+        return images.data_ptr(), tuple(images.shape)
+
+    def _generator_loss(self, modules: dict[str, nn.Module], images: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+        c = self.config
+        x = to_model_range(images)
+        out = modules["vq"](x)
+        x_hat = out["reconstruction"]
+        if self._recon_cache[0] != step:
+            self._recon_cache = (step, {})
+        self._recon_cache[1][self._cache_key(images)] = x_hat.detach()
+
+        rec = reconstruction_l2(x_hat, x)
+        nll = rec
+        lpips = torch.zeros((), device=x.device)
+        if c.lpips_weight > 0:
+            lpips = modules["lpips"](x_hat, x)
+            nll = rec + c.lpips_weight * lpips
+        total = nll + out["codebook_loss"] + out["commitment_loss"]
+
+        g_adv = torch.zeros((), device=x.device)
+        weight = torch.zeros((), device=x.device)
+        warm = adversarial_warmup(step, c.adversarial_start)
+        if warm > 0 and c.adv_weight > 0:
+            g_adv = _GAN_LOSSES[c.gan_loss][1](modules["disc"](x_hat))
+            if c.adaptive_weight and torch.is_grad_enabled():
+                weight = adaptive_adversarial_weight(nll, g_adv, _plain(modules["vq"]).last_layer, factor=c.adv_weight)
+            else:
+                weight = torch.tensor(c.adv_weight, device=x.device)
+            weight = weight * warm
+            total = total + weight * g_adv
+
+        metrics = {
+            "rec": rec.item(),
+            "codebook": out["codebook_loss"].item(),
+            "commitment": out["commitment_loss"].item(),
+            "lpips": lpips.item(),
+            "g_adv": g_adv.item(),
+            "adv_weight": float(weight),
+            "perplexity": out["perplexity"].item(),
+            "revived": 0.0,
+        }
+        if c.revive_every and step > 0 and step % c.revive_every == 0 and self._revived_step != step:
+            self._revived_step = step  # once per step (the first micro-batch), not per micro-batch
+            metrics["revived"] = float(self._revive(modules["vq"], out["z"], step))
+        return total, metrics
+
+    def _revive(self, vq: nn.Module, z: Tensor, step: int) -> int:
+        """Dead-code revival, deterministic in ``step``; the codebook is kept identical across DDP ranks."""
+        model = _plain(vq)
+        generator = torch.Generator(device=z.device).manual_seed(derive_seed(step, 0x5EED))
+        revived = model.revive_dead_codes(z, generator=generator)
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            # Each rank revived from its own latents: rank 0's codebook and counters win.
+            torch.distributed.broadcast(model.quantizer.embedding.weight.data, src=0)
+            torch.distributed.broadcast(model.quantizer.unused_calls, src=0)
+        return int(revived.numel())
+
+    def _discriminator_loss(self, modules: dict[str, nn.Module], images: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+        c = self.config
+        x = to_model_range(images)
+        cached = self._recon_cache[1].get(self._cache_key(images)) if self._recon_cache[0] == step else None
+        if cached is None:  # called without this step's generator pass on this micro-batch: recompute
+            with torch.no_grad():
+                cached = modules["vq"](x)["reconstruction"]
+        disc = modules["disc"]
+        logits_real = disc(x)
+        logits_fake = disc(cached.detach())
+        # Before the warm-up ends the loss is 0 but still built through D (a valid graph for DDP).
+        warm = adversarial_warmup(step, c.adversarial_start)
+        d_loss = warm * _GAN_LOSSES[c.gan_loss][0](logits_real, logits_fake)
+        return d_loss, {"logits_real": logits_real.mean().item(), "logits_fake": logits_fake.mean().item()}
+
+    def samples(self, modules: dict[str, nn.Module], batch: Any) -> dict[str, Tensor]:
+        x = batch["image"]
+        x_hat = modules["vq"](to_model_range(x))["reconstruction"]
+        return {"input": x, "reconstruction": to_unit_range(x_hat)}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _resize(image: Tensor, size: int) -> Tensor:
+    """``(3, H, W)`` -> ``(3, size, size)``: area-like (antialiased bilinear) down, bilinear up."""
+    if image.shape[-2:] == (size, size):
+        return image
+    return F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+class KeyedImages(Dataset):
+    """Items ``{"image": dataset[i][key]}`` of a folder reader (``ImageFolder``: "image"; ``UVTextureFolder``: "texture")."""
+
+    def __init__(self, dataset: Dataset, key: str) -> None:
+        self.dataset, self.key = dataset, key
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {"image": self.dataset[index][self.key]}
+
+
+class SyntheticImages(Dataset):
+    """A synthetic set's training identities as stage-1 images: every photo, then one UV albedo per identity.
+
+    Items ``{"image": (3, size, size)}`` sRGB in [0, 1]: ``photo_srgb`` resized, and the
+    identity's ``albedo_uv`` converted from linear RGB to sRGB (``ops.colour.linear_to_srgb``)
+    at ``size``. Only the ``split`` identities (default "train"; None: all) are used.
+    """
+
+    def __init__(self, root: str | Path, size: int, *, split: str | None = "train") -> None:
+        from hifialbedo.synth.torch_data import SyntheticFaces
+
+        self.faces = SyntheticFaces(root, split=split, uv_size=size)
+        self.size = size
+        if len(self.faces) == 0:
+            raise ValueError(f"{root}: synthetic set has no identities in split {split!r}")
+        per_identity = int(self.faces.meta["counts"]["renders_per_identity"])
+        self._uv_items = [i * per_identity for i in range(len(self.faces.identities))]  # render 0 of each identity
+
+    def __len__(self) -> int:
+        return len(self.faces) + len(self._uv_items)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index < len(self.faces):
+            return {"image": _resize(self.faces[index]["photo_srgb"], self.size).clamp(0.0, 1.0)}
+        albedo = self.faces[self._uv_items[index - len(self.faces)]]["albedo_uv"]  # linear RGB, already at size
+        return {"image": linear_to_srgb(albedo).clamp(0.0, 1.0)}
+
+
+def stage1_dataset(sources: Sequence[tuple[str, str | Path]], size: int) -> Dataset:
+    """All ``sources`` as one dataset of ``{"image": (3, size, size)}`` sRGB [0, 1] items.
+
+    ``sources``: ``(kind, folder)`` pairs; kind "images" (any photos, centre-cropped:
+    ``ImageFolder``), "uv" (UV texture maps, resized whole: ``UVTextureFolder``) or "synth"
+    (a ``hifialbedo synth`` folder: its training photos and sRGB UV albedos). ValueError naming
+    the kind or folder when one is unknown, missing or empty.
+    """
+    if not sources:
+        raise ValueError("stage 1 needs at least one data source (kind:folder with kind in images, uv, synth)")
+    parts: list[Dataset] = []
+    for kind, root in sources:
+        root = Path(root)
+        if kind not in DATA_KINDS:
+            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 1; choose from {list(DATA_KINDS)}")
+        if not root.is_dir():
+            raise ValueError(f"{root}: folder does not exist")
+        if kind == "images":
+            parts.append(KeyedImages(ImageFolder(root, size), "image"))
+        elif kind == "uv":
+            parts.append(KeyedImages(UVTextureFolder(root, size), "texture"))
+        else:
+            parts.append(SyntheticImages(root, size))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_stage1_config(ckpt_path: str | Path) -> tuple[Stage1Config, dict[str, Any]]:
+    """The stage config and the raw checkpoint of a stage-1 checkpoint; ValueError naming the file otherwise."""
+    state = load_checkpoint(ckpt_path)
+    stage = state.get("stage_config")
+    if not isinstance(stage, dict) or stage.get("stage") != "stage1" or "stage1" not in stage:
+        found = stage.get("stage") if isinstance(stage, dict) else None
+        raise ValueError(f"{ckpt_path}: not a stage-1 (codebook) checkpoint (its stage is {found!r})")
+    if "vq" not in state.get("modules", {}):
+        raise ValueError(f"{ckpt_path}: stage-1 checkpoint without 'vq' weights")
+    try:
+        config = Stage1Config.from_dict(stage["stage1"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{ckpt_path}: bad stage-1 config ({exc})") from None
+    return config, state
+
+
+def load_stage1_model(ckpt_path: str | Path, *, map_location: str | torch.device = "cpu") -> VQAutoencoder:
+    """The trained codebook autoencoder of a stage-1 checkpoint, in eval mode on ``map_location``.
+
+    The architecture is rebuilt from the checkpoint's stored stage config, then its ``vq``
+    weights are loaded (strictly). FileNotFoundError / ValueError naming the file when it is
+    missing, unreadable or not a stage-1 checkpoint.
+    """
+    config, state = read_stage1_config(ckpt_path)
+    model = VQAutoencoder(config.vq)
+    try:
+        model.load_state_dict(state["modules"]["vq"])
+    except RuntimeError as exc:
+        raise ValueError(f"{ckpt_path}: 'vq' weights do not match the stored config ({exc})") from None
+    return model.to(map_location).eval()
+
+
+__all__ = [
+    "DATA_KINDS",
+    "STAGE1_PRESETS",
+    "CodebookStage",
+    "KeyedImages",
+    "Stage1Config",
+    "SyntheticImages",
+    "TrainableVQ",
+    "coerce_config",
+    "load_stage1_model",
+    "merge_dicts",
+    "read_stage1_config",
+    "stage1_config",
+    "stage1_dataset",
+]

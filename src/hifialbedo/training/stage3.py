@@ -1,0 +1,500 @@
+"""Stage 3 of the learned model: albedo from n photos of one person (HiFiAlbedo section 3.3, eqs. 8-10).
+
+The frozen stage-2 UV encoder E_uv and the frozen codebook (Q, G) stay fixed; the
+cross-attention (:class:`hifialbedo.models.fusion.AlbedoAttention`) and the lighting head
+(:class:`hifialbedo.models.fusion.LightingHead`) learn so that the one albedo A of a group,
+rendered with each photo's own mesh and light, reproduces every photo::
+
+    A, L_j = HiFiAlbedo(photo_uv_1 .. photo_uv_n)             (models.hifialbedo)
+    R_j    = render(A, mesh(landmarks_j), L_j)                 linear RGB (render.views)
+    L_albedo = gid_weight * L_gid(R, I)                        (eqs. 8-9, models.losses)
+             + l1_weight * L1(R_j, I_j on R_j's mask)           (linear RGB)
+             + lpips_weight * LPIPS(R_j, I_j on the mask)      (sRGB)      (eq. 10: 1, 10, 0.1)
+
+The identity network 𝒜 is dlib's ResNet (:class:`hifialbedo.models.identity.IdentityNet`,
+frozen); photo descriptors are taken on the photo masked to R_j's pixels (R_j is black
+elsewhere), with the photo's landmarks for both.
+
+**Which photos a step uses.** Each group of ``group_size`` photos is first filtered (the
+"sampling constraint" of section 3.3, as implemented here, see
+:attr:`Stage3Config.outlier_threshold`), then a random number of the remaining photos,
+between ``min_photos`` and the group's size, is kept through the attention mask, so the
+model learns to work from any number of photos. Masked-out photos are neither fused nor
+rendered nor in any loss term. The draw is a function of the step only (the same on
+every rank and for every micro-batch of one step).
+
+- :class:`Stage3Config` (+ ``stage3_config("tiny" | "paper")``, :data:`STAGE3_PRESETS`)
+- :class:`AlbedoStage`: the ``training.engine.Stage`` that ``fit`` runs
+- :func:`build_stage3`: the stage and dataset from a stage-2 checkpoint and data sources
+- :func:`load_stage3_model`: the trained :class:`HiFiAlbedo` of a stage-3 checkpoint
+
+Colour: photos and photo textures are sRGB-encoded in [0, 1] at the edges; renders, the
+L1 term and the SH light are linear RGB.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from hifialbedo.models.fusion import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
+from hifialbedo.models.hifialbedo import (
+    HiFiAlbedo,
+    HiFiAlbedoConfig,
+    HiFiAlbedoOutput,
+    albedo_from_photos,
+    clamp_unit_straight_through,
+)
+from hifialbedo.models.identity import IdentityNet, odd_ones_out
+from hifialbedo.models.losses import PerceptualLoss, group_identity_loss, l1
+from hifialbedo.models.vqgan import VQAutoencoder, VQConfig
+from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
+from hifialbedo.render.views import MeshView, mesh_views, render_texture
+from hifialbedo.training.data import derive_seed
+
+DATA_KINDS = ("synth",)
+_PHOTO_SEED = 0x5A3B  # salt of the per-step photo draw
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Stage3Config:
+    """Everything stage 3 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset.
+
+    The attention's and lighting head's sizes (``latent_dim``, ``height``, ``width``) follow
+    the stage-2 VQ and ``uv_size``; :meth:`resolved` sets them (``build_stage3`` and
+    :class:`AlbedoStage` do), so they need not be given.
+    """
+
+    uv_size: int = 0
+    """S: side of the photos' UV textures and of the albedo map; 0 (the presets): the VQ's
+    ``image_size``, the size stage 2 trained E_uv on. Otherwise a power of two >= 16."""
+    group_size: int = 4
+    """Photos per group, i.e. per dataset item (the paper's n = 4)."""
+    min_photos: int = 1
+    """Fewest photos a step keeps per group; each step keeps a random number in [min_photos, group size]."""
+    gid_weight: float = 1.0
+    """Weight of the group identity loss L_gid (eq. 10: 1)."""
+    l1_weight: float = 10.0
+    """Eq. 10's eta_1: weight of the L1 between renders and photos (linear RGB, on the render mask)."""
+    lpips_weight: float = 0.1
+    """Eq. 10's eta_2: weight of LPIPS between renders and masked photos (sRGB); 0 skips loading LPIPS."""
+    use_identity: bool = True
+    """Load the identity network (dlib's ResNet). Off: no L_gid (``gid_weight`` unused) and no outlier filter."""
+    outlier_threshold: float = 0.6
+    """Identity filter of a group (0: off). Section 3.3 filters each subject's photos by attributes
+    (e.g. age) so that a group holds one consistent albedo. Synthetic data has no age or attribute
+    labels, so the attribute checked is identity consistency: a photo is masked out when its
+    descriptor (dlib's, on the whole photo) is at least this far from the group's reference
+    photo (the one most others lie within this distance of) and from the median descriptor of
+    the photos agreeing with it (``models.identity.odd_ones_out``; 0.6 is dlib's same-person
+    distance). The median is taken over the agreeing photos, not all of them, because one
+    intruder pulls an all-photo median toward itself. Note: dlib hardly tells the synthetic
+    identities apart at 64-128 px (their descriptors lie 0.3-0.75 apart), so on synthetic
+    data this catches only gross outliers."""
+    attention: AlbedoAttentionConfig = field(default_factory=AlbedoAttentionConfig)
+    """The cross-attention (sizes set by :meth:`resolved`)."""
+    lighting: LightingHeadConfig = field(default_factory=LightingHeadConfig)
+    """The per-photo SH lighting head (``latent_dim`` set by :meth:`resolved`)."""
+
+    def __post_init__(self) -> None:
+        if self.uv_size != 0 and (self.uv_size < 16 or self.uv_size & (self.uv_size - 1)):
+            raise ValueError(f"uv_size must be 0 (the VQ's image_size) or a power of two >= 16, got {self.uv_size}")
+        if self.group_size < 1 or not 1 <= self.min_photos <= self.group_size:
+            raise ValueError(f"need group_size >= 1 and 1 <= min_photos <= group_size, got {self.group_size}, {self.min_photos}")
+        for name in ("gid_weight", "l1_weight", "lpips_weight", "outlier_threshold"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def identity_loss_on(self) -> bool:
+        """L_gid is computed (identity network loaded and a positive weight)."""
+        return self.use_identity and self.gid_weight > 0
+
+    @property
+    def outlier_filter_on(self) -> bool:
+        """The identity filter runs (identity network loaded and a positive threshold)."""
+        return self.use_identity and self.outlier_threshold > 0
+
+    def resolved(self, vq: VQConfig) -> Stage3Config:
+        """A copy with ``uv_size`` set (0 -> ``vq.image_size``) and attention and lighting sizes that fit ``vq``."""
+        model = self.model_config(vq)
+        return dataclasses.replace(self, uv_size=model.uv_size, attention=model.attention, lighting=model.lighting)
+
+    def model_config(self, vq: VQConfig) -> HiFiAlbedoConfig:
+        """The :class:`HiFiAlbedoConfig` of the model this stage trains on top of ``vq``."""
+        return HiFiAlbedoConfig.for_vq(vq, self.uv_size or vq.image_size, self.attention, self.lighting)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML values, nested ``attention`` and ``lighting`` tables; ``from_dict(to_dict())`` is equal."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Stage3Config:
+        """From plain values, type-checked; missing keys (also inside the nested tables) keep the defaults."""
+        return _coerce_dataclass(cls, data, where="stage3.")
+
+    def updated(self, overrides: Mapping[str, Any]) -> Stage3Config:
+        """A copy with ``overrides`` applied: nested tables merge (``{"attention": {"num_heads": 2}}``)
+        and dotted keys reach into them (``{"attention.num_heads": 2}``)."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            table = data
+            for p in parents:
+                if p not in table or not isinstance(table[p], dict):
+                    raise ValueError(f"unknown stage3 setting {key!r}")
+                table = table[p]
+            if isinstance(value, Mapping) and isinstance(table.get(leaf), dict):
+                table[leaf] = {**table[leaf], **value}
+            else:
+                table[leaf] = value
+        return type(self).from_dict(data)
+
+
+def _coerce_dataclass(cls: type, data: Mapping[str, Any], *, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{where.rstrip('.')}: expected a table of settings, got {data!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {where}{cls.__name__} settings {unknown}; known: {names}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _coerce_value(f"{where}{k}", v, hints[k]) for k, v in data.items()})
+
+
+def _coerce_value(name: str, value: Any, hint: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _coerce_dataclass(hint, value, where=f"{name}.")
+    if typing.get_origin(hint) is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{name}: must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a new field type
+        raise TypeError(f"{name}: unsupported config type {hint}")
+    raise ValueError(f"{name}: expected {hint.__name__}, got {value!r}")
+
+
+STAGE3_PRESETS: dict[str, Stage3Config] = {
+    # The paper: n = 4 photos per subject, eq. 10's weights; on the paper VQ, 1024 px UV
+    # textures on the f16 codebook (a 64 x 64 latent grid, d = 256).
+    "paper": Stage3Config(),
+    # On the tiny VQ (f = 4, d = 16, 64 px): a 16 x 16 latent grid.
+    "tiny": Stage3Config(
+        attention=AlbedoAttentionConfig(latent_dim=16, height=16, width=16),
+        lighting=LightingHeadConfig(latent_dim=16, hidden_channels=32),
+    ),
+}
+
+
+def stage3_config(name: str, **overrides: Any) -> Stage3Config:
+    """The preset ``name`` ("tiny" or "paper") with overrides (nested tables merge, see :meth:`Stage3Config.updated`).
+
+    >>> stage3_config("tiny", group_size=3).group_size, stage3_config("paper").l1_weight
+    (3, 10.0)
+    """
+    if name not in STAGE3_PRESETS:
+        raise ValueError(f"unknown stage-3 preset {name!r}; choose from {sorted(STAGE3_PRESETS)}")
+    return STAGE3_PRESETS[name].updated(overrides)
+
+
+# --------------------------------------------------------------------------- photo selection
+
+
+def identity_outliers(descriptors: Tensor, threshold: float) -> Tensor:
+    """``(B, n)`` bool: True for the photos of a group that are someone else (see ``Stage3Config.outlier_threshold``).
+
+    ``descriptors`` ``(B, n, D)``: identity descriptors of each group's photos. The rule is
+    ``models.identity.odd_ones_out``; at least one photo per group (the reference) is never flagged.
+    """
+    flags = torch.zeros(descriptors.shape[:2], dtype=torch.bool)
+    d = descriptors.detach().double().cpu().numpy()
+    for g in range(d.shape[0]):
+        for i in odd_ones_out(list(d[g]), threshold):
+            flags[g, i] = True
+    return flags.to(descriptors.device)
+
+
+def draw_photo_mask(allowed: Tensor, min_photos: int, step: int) -> Tensor:
+    """``(B, n)`` bool: a random subset of each row's ``allowed`` photos, of a random size in [min_photos, n].
+
+    The size is drawn uniformly in ``[min(min_photos, n), n]``, then capped at the number of
+    allowed photos (at least one is kept when one is allowed); which photos are kept is a
+    uniform random choice among the allowed ones. Deterministic in ``step``.
+    """
+    b, n = allowed.shape
+    generator = torch.Generator().manual_seed(derive_seed(step, _PHOTO_SEED))
+    counts = torch.randint(min(min_photos, n), n + 1, (b,), generator=generator)
+    priority = torch.rand(b, n, generator=generator)
+    allowed = allowed.cpu()
+    priority = torch.where(allowed, priority, torch.full_like(priority, -1.0))
+    order = priority.argsort(dim=1, descending=True)
+    counts = torch.minimum(counts, allowed.sum(dim=1)).clamp_min(1)
+    keep = torch.arange(n)[None, :] < counts[:, None]  # the first `count` of each row's order
+    mask = torch.zeros(b, n, dtype=torch.bool)
+    mask.scatter_(1, order, keep)
+    return mask
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _index_view(view: MeshView, index: Tensor) -> MeshView:
+    return MeshView(view.positions[index], view.depth[index], view.normals[index])
+
+
+@dataclass(frozen=True)
+class GroupRenders:
+    """The kept photos of a batch and their renders (rows = kept photos, in batch order).
+
+    ``index`` ``(K,)``: their positions in the flattened ``(B n)`` batch; ``group`` ``(K,)``: their
+    group; ``image`` ``(K, 3, H, W)`` linear-RGB renders; ``mask`` ``(K, 1, H, W)`` the rendered
+    face's pixels; ``photo_srgb`` ``(K, 3, H, W)``; ``landmarks`` ``(K, 478, 3)``.
+    """
+
+    index: Tensor
+    group: Tensor
+    image: Tensor
+    mask: Tensor
+    photo_srgb: Tensor
+    landmarks: Tensor
+
+
+class AlbedoStage:
+    """Stage 3 for ``training.engine.fit``: ``attention`` and ``lighting`` trained; ``vq``,
+    ``encoder_uv``, ``identity`` (when ``use_identity``) and ``lpips`` (when ``lpips_weight`` > 0) frozen.
+
+    ``vq`` and ``encoder_uv`` are the stage-2 models (``load_stage2_model``), kept as attributes;
+    ``build`` copies them (they are never changed). ``config`` is the given config resolved for
+    ``vq`` (:meth:`Stage3Config.resolved`); ``model_config`` the trained model's architecture. Batches are grouped items of :class:`hifialbedo.training.synth_data.SynthUVPhotos`:
+    ``photo_uv`` ``(B, n, 3, S, S)`` and ``photo_srgb`` ``(B, n, 3, H, W)`` sRGB in [0, 1],
+    ``landmarks`` ``(B, n, 478, 3)`` pixels of the photos; optional ``albedo_uv_srgb``
+    ``(B, 3, S, S)`` and ``uv_mask`` ``(B, 1, S, S)`` (ground truth, for monitoring only).
+    """
+
+    def __init__(self, config: Stage3Config, vq: VQAutoencoder, encoder_uv: nn.Module) -> None:
+        self.config = config.resolved(vq.config)
+        self.model_config = self.config.model_config(vq.config)
+        self.vq, self.encoder_uv = vq, encoder_uv
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"stage": "stage3", "stage3": self.config.to_dict(), "model": self.model_config.to_dict()}
+
+    def build(self) -> dict[str, nn.Module]:
+        c, m = self.config, self.model_config
+        modules: dict[str, nn.Module] = {
+            "vq": copy.deepcopy(self.vq).cpu(),
+            "encoder_uv": copy.deepcopy(self.encoder_uv).cpu(),
+            "attention": AlbedoAttention(m.attention),
+            "lighting": LightingHead(m.lighting),
+        }
+        if c.use_identity:
+            modules["identity"] = IdentityNet()
+        if c.lpips_weight > 0:
+            modules["lpips"] = PerceptualLoss.from_installed_package(input_range=(0.0, 1.0))
+        return modules
+
+    def frozen(self) -> set[str]:
+        names = {"vq", "encoder_uv"}
+        if self.config.use_identity:
+            names.add("identity")
+        if self.config.lpips_weight > 0:
+            names.add("lpips")
+        return names
+
+    def optimizers(self) -> list[tuple[str, list[str], float]]:
+        return [("generator", ["attention", "lighting"], 1.0)]
+
+    # ------------------------------------------------------------------ pieces
+
+    def forward(self, modules: Mapping[str, nn.Module], photo_uv: Tensor, mask: Tensor | None) -> HiFiAlbedoOutput:
+        """The model's forward pass on the stage's modules (:func:`models.hifialbedo.albedo_from_photos`)."""
+        return albedo_from_photos(
+            photo_uv,
+            mask,
+            vq=modules["vq"],  # type: ignore[arg-type]
+            encoder_uv=modules["encoder_uv"],
+            attention=modules["attention"],
+            lighting=modules["lighting"],
+        )
+
+    def photo_mask(self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any], step: int) -> tuple[Tensor, Tensor]:
+        """``(keep, outliers)``, both ``(B, n)`` bool: the photos this step uses, and those the identity filter removed."""
+        photos, landmarks = batch["photo_srgb"], batch["landmarks"]
+        b, n = photos.shape[:2]
+        outliers = torch.zeros(b, n, dtype=torch.bool)
+        if self.config.outlier_filter_on and n >= 2:
+            with torch.no_grad():
+                desc = modules["identity"](photos.flatten(0, 1), landmarks.flatten(0, 1)).unflatten(0, (b, n))
+            outliers = identity_outliers(desc, self.config.outlier_threshold).cpu()
+        keep = draw_photo_mask(~outliers, self.config.min_photos, step)
+        return keep.to(photos.device), outliers.to(photos.device)
+
+    def render_groups(self, out: HiFiAlbedoOutput, batch: Mapping[str, Any], keep: Tensor) -> GroupRenders:
+        """Each kept photo's render: the group's albedo on the photo's own mesh, under its own SH light."""
+        photos, landmarks = batch["photo_srgb"], batch["landmarks"]
+        n = photos.shape[1]
+        h, w = photos.shape[-2:]
+        index = keep.flatten().nonzero()[:, 0]
+        group = torch.div(index, n, rounding_mode="floor")
+        marks = landmarks.flatten(0, 1)[index]
+        view = mesh_views(marks)
+        sh = out.sh.flatten(0, 1)[index]
+        r = render_texture(out.albedo_linear[group], view, h, w, sh=sh)
+        return GroupRenders(index, group, r.image, r.mask, photos.flatten(0, 1)[index], marks)
+
+    def loss(self, modules: dict[str, nn.Module], batch: Any, step: int, optimizer: str) -> tuple[Tensor, dict[str, float]]:
+        if optimizer != "generator":
+            raise ValueError(f"unknown optimizer {optimizer!r}")
+        c = self.config
+        keep, outliers = self.photo_mask(modules, batch, step)
+        out = self.forward(modules, batch["photo_uv"], keep)
+        r = self.render_groups(out, batch, keep)
+
+        rec = l1(r.image, srgb_to_linear(r.photo_srgb), mask=r.mask)
+        total = c.l1_weight * rec
+        metrics: dict[str, float] = {"loss/l1": rec.item()}
+        render_srgb = clamp_unit_straight_through(linear_to_srgb(r.image))
+        photo_masked = r.photo_srgb * r.mask
+        if c.lpips_weight > 0:
+            lp = modules["lpips"](render_srgb, photo_masked, r.mask)
+            total = total + c.lpips_weight * lp
+            metrics["loss/lpips"] = lp.item()
+        if c.identity_loss_on:
+            gid = self._group_identity(modules["identity"], r, render_srgb, photo_masked, keep.shape[0])
+            total = total + c.gid_weight * gid
+            metrics["loss/gid"] = gid.item()
+        metrics["photos_kept"] = keep.sum().item() / keep.shape[0]
+        metrics["photos_outliers"] = outliers.sum().item() / keep.shape[0]
+        if "albedo_uv_srgb" in batch:
+            metrics["albedo_mae"] = self.albedo_error(out, batch).item()
+        return total, metrics
+
+    @staticmethod
+    def _group_identity(identity: nn.Module, r: GroupRenders, render_srgb: Tensor, photo_masked: Tensor, groups: int) -> Tensor:
+        """Eqs. 8-9 per group over its kept photos (weights from the photos' descriptors), averaged over groups."""
+        with torch.no_grad():
+            photo_desc = identity(photo_masked, r.landmarks)
+        render_desc = identity(render_srgb, r.landmarks)
+        per_group = [group_identity_loss(photo_desc[r.group == g], render_desc[r.group == g]) for g in range(groups)]
+        return torch.stack(per_group).mean()
+
+    @staticmethod
+    def albedo_error(out: HiFiAlbedoOutput, batch: Mapping[str, Any]) -> Tensor:
+        """Mean absolute error of the albedo (sRGB [0, 1]) against ``albedo_uv_srgb`` on ``uv_mask``. No gradient."""
+        with torch.no_grad():
+            target = batch["albedo_uv_srgb"]
+            if target.shape[-1] != out.albedo.shape[-1]:
+                raise ValueError(f"albedo_uv_srgb is {tuple(target.shape)}, the model's albedo {tuple(out.albedo.shape)}")
+            return l1(out.albedo, target, mask=batch.get("uv_mask"))
+
+    def samples(self, modules: dict[str, nn.Module], batch: Any) -> dict[str, Tensor]:
+        """All photos of each group (no photo dropped or filtered), their renders, their UV textures, the albedo (and GT)."""
+        b, n = batch["photo_uv"].shape[:2]
+        keep = torch.ones(b, n, dtype=torch.bool, device=batch["photo_uv"].device)
+        out = self.forward(modules, batch["photo_uv"], None)
+        r = self.render_groups(out, batch, keep)
+        images = {
+            "photos": batch["photo_srgb"].flatten(0, 1),
+            "renders": linear_to_srgb(r.image).clamp(0.0, 1.0),
+            "photo_uv": batch["photo_uv"].flatten(0, 1),
+            "albedo": out.albedo,
+        }
+        if "albedo_uv_srgb" in batch:
+            images["albedo_gt"] = batch["albedo_uv_srgb"]
+        return images
+
+
+# --------------------------------------------------------------------------- data and building
+
+
+def stage3_dataset(sources: Sequence[tuple[str, str | Path]], config: Stage3Config) -> Dataset:
+    """Groups of ``config.group_size`` photos of one person, with their UV textures at ``config.uv_size``
+    (a resolved config: ``uv_size`` > 0).
+
+    ``sources``: ``(kind, folder)`` pairs; kind "synth" (a ``hifialbedo synth`` folder: its
+    training identities, :class:`hifialbedo.training.synth_data.SynthUVPhotos`). Stage 3 needs
+    each photo's landmarks and UV texture, which only the synthetic sets carry so far.
+    ValueError naming the kind or folder when one is unknown or missing.
+    """
+    from hifialbedo.training.synth_data import SynthUVPhotos
+
+    if config.uv_size <= 0:
+        raise ValueError("stage3_dataset needs a resolved config (uv_size > 0): use Stage3Config.resolved(vq_config)")
+    if not sources:
+        raise ValueError("stage 3 needs at least one data source (synth:folder)")
+    parts: list[Dataset] = []
+    for kind, root in sources:
+        root = Path(root)
+        if kind not in DATA_KINDS:
+            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 3; choose from {list(DATA_KINDS)}")
+        if not root.is_dir():
+            raise ValueError(f"{root}: folder does not exist")
+        ds = SynthUVPhotos(root, split="train", uv_size=config.uv_size, group_size=config.group_size)
+        if len(ds) == 0:
+            raise ValueError(f"{root}: no training group of {config.group_size} photos")
+        parts.append(ds)
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def build_stage3(
+    overrides: Mapping[str, Any], data: Sequence[tuple[str, Path]], preset: str, init: Path | None
+) -> tuple[AlbedoStage, Dataset]:
+    """The stage-3 stage and its dataset: ``preset`` with ``overrides``, on the stage-2 checkpoint ``init`` (required)."""
+    if init is None:
+        raise ValueError("stage 3 needs init= a stage-2 checkpoint (its frozen VQ and UV encoder)")
+    config = stage3_config(preset).updated(overrides)
+    from hifialbedo.training.stage2 import load_stage2_model  # written beside this stage; imported on use
+
+    vq, encoder_uv = load_stage2_model(init)
+    stage = AlbedoStage(config, vq, encoder_uv)
+    return stage, stage3_dataset(data, stage.config)
+
+
+def load_stage3_model(ckpt_path: str | Path, *, map_location: str | torch.device = "cpu") -> HiFiAlbedo:
+    """The trained model of a stage-3 checkpoint (:meth:`HiFiAlbedo.from_checkpoint`)."""
+    return HiFiAlbedo.from_checkpoint(ckpt_path, map_location=map_location)
+
+
+__all__ = [
+    "DATA_KINDS",
+    "STAGE3_PRESETS",
+    "AlbedoStage",
+    "GroupRenders",
+    "Stage3Config",
+    "build_stage3",
+    "draw_photo_mask",
+    "identity_outliers",
+    "load_stage3_model",
+    "stage3_config",
+    "stage3_dataset",
+]
