@@ -39,7 +39,7 @@ STEPS, ADV_START = 80, 60
 
 def _tiny_config(**changes) -> Stage1Config:
     cfg = stage1_config("tiny").updated({"vq": {"image_size": SIZE, "codebook_size": 32, "dead_code_threshold": 5}})
-    return replace(cfg, **changes)
+    return replace(cfg, **{"adaptive_weight": True, "adv_weight": 0.8, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def run(tmp_path_factory, synth_root):
     config = tmp / "stage1.toml"
     config.write_text(
         "[train]\nbatch_size = 4\nlr = 1e-3\nlog_every = 1\nnum_workers = 0\nsample_every = 40\naccelerator = 'cpu'\n"
-        f"[stage1]\nlpips_weight = 0\nrevive_every = 10\nadversarial_start = {ADV_START}\n"
+        f"[stage1]\nlpips_weight = 0\nrevive_every = 10\nadversarial_start = {ADV_START}\nadaptive_weight = true\nadv_weight = 0.8\n"
         f"[stage1.vq]\nimage_size = {SIZE}\ncodebook_size = 64\ndead_code_threshold = 5\n"
     )
     built: dict[str, torch.nn.Module] = {}
@@ -166,8 +166,8 @@ def test_losses_warmup_lpips_and_revival():
     assert loss.item() == pytest.approx(expected + metrics["adv_weight"] * metrics["g_adv"], rel=1e-4)
     assert stage.loss(m, batch, 5, "discriminator")[0].item() > 0
 
-    fixed = CodebookStage(replace(cfg, adaptive_weight=False, gan_loss="hinge"))
-    assert fixed.loss(modules(), batch, 5, "generator")[1]["adv_weight"] == pytest.approx(0.8)
+    fixed = CodebookStage(replace(cfg, adaptive_weight=False, adv_weight=0.3, gan_loss="hinge"))
+    assert fixed.loss(modules(), batch, 5, "generator")[1]["adv_weight"] == pytest.approx(0.3)
 
     # Revival: every 3 steps, only in the generator pass, a function of the step (same inputs -> same codes).
     codebooks = []
