@@ -285,7 +285,8 @@ class CodebookStage:
     reconstruction of the same micro-batch (detached), so each step runs the VQ model once per
     micro-batch and its dead-code counters see each batch once. Generator metrics: ``rec``,
     ``codebook``, ``commitment``, ``lpips``, ``g_adv`` (the generator's GAN loss, 0 in the
-    warm-up), ``adv_weight`` (its effective factor: 0.8 x adaptive ratio, 0 in the warm-up),
+    warm-up), ``adv_weight`` (its effective factor: ``config.adv_weight``, times the adaptive
+    ratio when that is on; 0 in the warm-up),
     ``perplexity``, ``revived`` (dead codes re-seeded this step); discriminator metrics:
     ``logits_real``, ``logits_fake``. Under DDP, revived codes come from rank 0 (broadcast).
     """

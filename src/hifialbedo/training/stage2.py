@@ -1,0 +1,672 @@
+"""Stage 2 of the learned model: the UV texture encoder E_uv with the dual discriminator
+(HiFiAlbedo section 3.2, eqs. 5-7; section 4.1).
+
+The stage-1 codebook autoencoder (E, Q, G) is frozen. A copy of its encoder, E_uv
+(initialised from E, including the 1x1 pre-quantisation conv), learns to map a photo to
+the latent of its UV texture; Q and G turn that into the texture T = G(Q(E_uv(photo))).
+T is mapped onto the photo's mesh and rendered from the photo's view (I_origin) and from a
+random view (I_random)::
+
+    L_texture = id_weight L_id (eq. 5) + l1_weight L1 + lpips_weight LPIPS
+                + adv_weight (L_G(D_latent, z_uv) + L_G(D_image, I_random))      (eq. 7)
+                + commitment_weight mean ||z_uv - sg[Q(z_uv)]||^2                 (ours)
+
+with L_id = 1 - cos(A(photo face), A(I_random)) (A: the frozen identity network), L1 and
+LPIPS between I_origin and the photo on the rendered mask, and the adversarial terms 0
+before ``adversarial_start``. The two critics of eq. 6 are trained alternately:
+D_latent tells real-texture latents z_texture = E(real UV texture) (real) from z_uv (fake);
+D_image tells I_origin (real) from I_random (fake). (Eq. 6 as extracted writes
+``log D_latent(z_uv) + log(1 - D_latent(z_texture))``, the opposite labelling of its
+image half; we read z_texture as the real side, which is what makes E_uv's latents
+"texture-like".) Paper weights (eq. 7): 1, 10, 10, 0.1.
+
+Design decisions (ours, not the paper's):
+
+- **E_uv's input is the photo unwrapped onto our UV layout** by its own fitted mesh
+  (``photo_uv`` of :class:`~hifialbedo.training.synth_data.SynthUVPhotos`: sRGB [0, 1],
+  mapped to [-1, 1]). The paper's encoder sees the aligned photo and learns the unwrap
+  itself; ours gets the geometry for free, so at toy size the encoder only has to map lit,
+  partly filled-in textures into the codebook's texture domain.
+- **The predicted texture keeps the photo's lighting** (it is a texture, not an albedo;
+  stage 3 removes the light). It is rendered *unlit*
+  (``render.views.render_texture(..., sh=None)``, shading 1) on the photo's mesh
+  (``render.views.mesh_views(landmarks)``), from the original view and from a random view
+  turned by yaw ~ U(-yaw_range, yaw_range), pitch ~ U(-pitch_range, pitch_range) radians.
+  The angles come from a ``torch.Generator`` seeded from (step, identity, render) of each
+  sample (:func:`random_view_angles`): a run is reproducible, and a sample gets the same
+  view whatever the split of the batch over devices and accumulation.
+- Colour: the decoder's output is sRGB in about [-1, 1]; it is clamped to [0, 1] and
+  linearised (``ops.colour.srgb_to_linear``) before rendering, renders are linear RGB. L1
+  compares linear RGB; LPIPS, the identity network and the image critic see sRGB (the
+  critic in [-1, 1], the others in [0, 1]).
+- The identity landmarks of I_random are the turned mesh's projected vertices (468, padded
+  with zeros to MediaPipe's 478: the face chip only uses indices 263, 382, 33, 155, 2).
+- The photo's identity descriptor is taken of ``photo_srgb * mask`` (mask = the render's
+  coverage of the original view), so both descriptors see a face on black.
+- The discriminators are not run before ``adversarial_start`` (their loss is a constant 0,
+  their weights and Adam state stay untouched); afterwards the discriminator pass reuses
+  the generator pass's detached z_uv, z_texture, I_origin and I_random of the same
+  micro-batch (computed before this step's E_uv update), recomputing only when called alone.
+- **A commitment term is added to eq. 7**, weight 2.5 = stage 1's beta (0.25) times the 10
+  eq. 7 gives the reconstruction terms; 0 restores eq. 7. Q is straight-through to z_uv and
+  the codebook is frozen, so the reconstruction gradients keep pushing z_uv the same way
+  until its nearest code changes. Measured on a toy 64-code VQ (6 photos, batch 2, lr 1e-3,
+  no adversarial terms; mean |z_uv - z_texture|, code perplexity and L1 after 80 steps,
+  from 0.20, 14.3 and 0.0939 at the start):
+
+  ======  ======  ==========  ======
+  weight  z dist  perplexity  L1
+  ======  ======  ==========  ======
+  0       3.46    2.9         0.0981
+  0.25    0.78    6.4         0.0933
+  1       0.28    12.0        0.0914
+  2.5     0.24    16.2        0.0917
+  4       0.22    19.4        0.0914
+  ======  ======  ==========  ======
+
+  Without it z_uv drifts off the codebook and code usage collapses. Worth re-checking at
+  paper scale (lr 1e-5, 1024 codes).
+- The adversarial losses are the non-saturating pair by default (eq. 6 is written as a
+  log-likelihood); ``gan_loss="hinge"`` gives taming's pair.
+
+Real UV textures for z_texture: a batch's ``texture`` (a ``UVTextureFolder`` of real
+textures on the project's UV layout, paired by index modulo its length, see
+:func:`stage2_dataset`) when present, else the synthetic set's ``albedo_uv_srgb``.
+
+Public API: :class:`Stage2Config`, :data:`STAGE2_PRESETS`, :func:`stage2_config`,
+:class:`UVEncoderStage`, :class:`Stage2Forward`, :func:`random_view_angles`,
+:func:`predict_texture`, :class:`PairedTextures`, :func:`stage2_dataset`,
+:func:`build_stage2`, :func:`load_stage2_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from hifialbedo.models.discriminators import (
+    LatentDiscriminator,
+    LatentDiscriminatorConfig,
+    PatchDiscriminator,
+    PatchDiscriminatorConfig,
+)
+from hifialbedo.models.losses import (
+    PerceptualLoss,
+    adversarial_warmup,
+    hinge_d_loss,
+    hinge_g_loss,
+    identity_loss,
+    l1,
+    non_saturating_d_loss,
+    non_saturating_g_loss,
+)
+from hifialbedo.models.vqgan import Encoder, Quantized, VQAutoencoder, VQConfig, vq_config
+from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
+from hifialbedo.render.differentiable import RenderOutput
+from hifialbedo.render.views import MeshView, mesh_views, render_texture
+from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.training.data import UVTextureFolder, derive_seed
+from hifialbedo.training.stage1 import coerce_config, merge_dicts, to_model_range, to_unit_range
+
+GanLoss = Literal["hinge", "non_saturating"]
+DATA_KINDS = ("synth", "uv")
+N_LANDMARKS = 478  # MediaPipe's count (468 mesh vertices + 10 iris points)
+_VIEW_STREAM = 0x51E2  # salt of the random-view seeds (keeps them apart from other derive_seed uses)
+
+_GAN_LOSSES = {
+    "hinge": (hinge_d_loss, hinge_g_loss),
+    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
+}
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Everything stage 2 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset."""
+
+    vq: VQConfig = field(default_factory=VQConfig)
+    """The frozen stage-1 autoencoder's architecture (stored so a checkpoint can rebuild it; set from the stage-1 checkpoint)."""
+    latent_disc: LatentDiscriminatorConfig = field(default_factory=LatentDiscriminatorConfig)
+    """D_latent of eq. 6, on continuous latents; ``in_channels`` must equal ``vq.embed_dim``."""
+    image_disc: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
+    """D_image of eq. 6, a PatchGAN on sRGB renders mapped to [-1, 1]."""
+    id_weight: float = 1.0
+    """Weight of L_id (eq. 5; eq. 7 gives it 1)."""
+    l1_weight: float = 10.0
+    """Eq. 7's lambda_1: L1 between I_origin and the photo on the rendered mask (linear RGB)."""
+    lpips_weight: float = 10.0
+    """Eq. 7's lambda_2: LPIPS between I_origin and the masked photo (sRGB); 0 skips it."""
+    adv_weight: float = 0.1
+    """Eq. 7's lambda_3: factor of the generator's two adversarial terms."""
+    commitment_weight: float = 2.5
+    """Weight of mean ||z_uv - sg[Q(z_uv)]||^2 (eq. 2's commitment term). Not in eq. 7: ours (see the module docstring).
+
+    With the codebook frozen, straight-through gradients otherwise push z_uv steadily away
+    from the codes it selects (the selection only changes at Voronoi borders), the latents
+    drift off the codebook and code usage collapses. 2.5 = beta (0.25) x eq. 7's
+    reconstruction weight (10); 0 gives eq. 7 exactly."""
+    adversarial_start: int = 1000
+    """Optimiser step (0-based) from which the adversarial terms and the critics' training are on.
+
+    Not given in the paper; ours. The paper trains 10 epochs of FFHQ (70k photos) at global
+    batch 128, about 5.5k steps: 1000 is a little under 2 epochs of warm-up."""
+    yaw_range: float = 0.6
+    """I_random's yaw is uniform in [-yaw_range, yaw_range] radians (about the mesh's centroid)."""
+    pitch_range: float = 0.25
+    """I_random's pitch is uniform in [-pitch_range, pitch_range] radians."""
+    use_identity: bool = True
+    """Compute L_id with the frozen identity network (``models.identity.IdentityNet``: dlib's ResNet); False drops the term."""
+    gan_loss: GanLoss = "non_saturating"
+    """"non_saturating" (eq. 6's log-likelihood, generator -log D(fake)) or "hinge" (taming's)."""
+
+    def __post_init__(self) -> None:
+        for name in ("id_weight", "l1_weight", "lpips_weight", "adv_weight", "commitment_weight", "yaw_range", "pitch_range"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.adversarial_start < 0:
+            raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
+        if self.gan_loss not in _GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {sorted(_GAN_LOSSES)}, got {self.gan_loss!r}")
+        if self.latent_disc.in_channels != self.vq.embed_dim:
+            raise ValueError(
+                f"latent_disc.in_channels ({self.latent_disc.in_channels}) must equal vq.embed_dim ({self.vq.embed_dim})"
+            )
+        if self.image_disc.in_channels != 3:
+            raise ValueError(f"image_disc.in_channels must be 3 (RGB renders), got {self.image_disc.in_channels}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML values, nested ``vq``, ``latent_disc``, ``image_disc`` tables; ``from_dict(to_dict())`` is equal."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Stage2Config:
+        """From plain values, type-checked; missing keys (also inside nested tables) keep the defaults."""
+        return coerce_config(cls, data, where="stage2.")
+
+    def updated(self, overrides: Mapping[str, Any]) -> Stage2Config:
+        """A copy with nested ``overrides`` applied, e.g. ``{"adv_weight": 0.5, "image_disc": {"n_layers": 2}}``."""
+        return type(self).from_dict(merge_dicts(self.to_dict(), overrides))
+
+    def with_vq(self, vq: VQConfig) -> Stage2Config:
+        """A copy for the stage-1 model ``vq`` (``latent_disc.in_channels`` follows ``vq.embed_dim``)."""
+        return dataclasses.replace(self, vq=vq, latent_disc=dataclasses.replace(self.latent_disc, in_channels=vq.embed_dim))
+
+
+STAGE2_PRESETS: dict[str, Stage2Config] = {
+    # The paper's weights (eq. 7) on taming's f16 VQGAN at 1024 px; critics at taming's sizes.
+    "paper": Stage2Config(vq=vq_config("paper"), latent_disc=LatentDiscriminatorConfig(in_channels=vq_config("paper").embed_dim)),
+    # The tiny stage-1 model (64 px, 16-channel latents) and small critics: CPU-sized.
+    "tiny": Stage2Config(
+        vq=vq_config("tiny"),
+        latent_disc=LatentDiscriminatorConfig(in_channels=vq_config("tiny").embed_dim, base_channels=32, n_layers=2),
+        image_disc=PatchDiscriminatorConfig(base_channels=16, n_layers=3),
+        adversarial_start=200,
+    ),
+}
+
+
+def stage2_config(name: str, **overrides: Any) -> Stage2Config:
+    """The preset ``name`` ("tiny" or "paper") with top-level field overrides.
+
+    Overriding ``vq`` alone also sets ``latent_disc.in_channels`` to its ``embed_dim``.
+    Nested partial overrides: :meth:`Stage2Config.updated`.
+
+    >>> stage2_config("tiny").latent_disc.in_channels, stage2_config("paper").adv_weight
+    (16, 0.1)
+    """
+    if name not in STAGE2_PRESETS:
+        raise ValueError(f"unknown stage-2 preset {name!r}; choose from {sorted(STAGE2_PRESETS)}")
+    base = STAGE2_PRESETS[name]
+    vq = overrides.pop("vq", None)
+    if vq is not None:
+        base = base.with_vq(vq)
+    return dataclasses.replace(base, **overrides)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def random_view_angles(step: int, sample_keys: Tensor, *, yaw_range: float, pitch_range: float) -> tuple[Tensor, Tensor]:
+    """I_random's ``(yaw, pitch)``, each ``(B,)`` float32 radians, for one training step.
+
+    ``sample_keys`` ``(B, k)`` non-negative int64 naming each sample (stage 2 uses
+    (identity, render)). Sample b's angles are uniform draws of a ``torch.Generator`` seeded
+    with ``derive_seed(salt, step, *sample_keys[b])``: a function of the step and the sample
+    only, and never of the global random state.
+
+    >>> keys = torch.tensor([[0, 0], [0, 1]])
+    >>> a = random_view_angles(3, keys, yaw_range=0.6, pitch_range=0.25)
+    >>> torch.equal(a[0], random_view_angles(3, keys, yaw_range=0.6, pitch_range=0.25)[0])
+    True
+    """
+    keys = sample_keys.detach().cpu().to(torch.int64).reshape(sample_keys.shape[0], -1)
+    if bool((keys < 0).any()) or step < 0:
+        raise ValueError("step and sample keys must be >= 0")
+    draws = []
+    for row in keys.tolist():
+        generator = torch.Generator().manual_seed(derive_seed(_VIEW_STREAM, step, *row))
+        draws.append(torch.rand(2, generator=generator) * 2.0 - 1.0)
+    u = torch.stack(draws) if draws else torch.zeros(0, 2)
+    return u[:, 0] * yaw_range, u[:, 1] * pitch_range
+
+
+def sample_keys(batch: Mapping[str, Any], batch_size: int) -> Tensor:
+    """``(B, 2)`` (identity, render) of a synthetic batch; ``(B, 1)`` positions when the batch has no such keys."""
+    identity, render = batch.get("identity"), batch.get("render")
+    if torch.is_tensor(identity) and torch.is_tensor(render) and identity.shape == render.shape == (batch_size,):
+        return torch.stack([identity, render], dim=1)
+    return torch.arange(batch_size)[:, None]
+
+
+def texture_to_linear(texture: Tensor) -> Tensor:
+    """Decoder output (sRGB, about [-1, 1]) -> linear RGB in [0, 1] (clamped first), float32."""
+    return srgb_to_linear(to_unit_range(texture.float()))
+
+
+def render_to_srgb(image: Tensor) -> Tensor:
+    """Linear-RGB render -> sRGB in [0, 1]."""
+    return linear_to_srgb(image).clamp(0.0, 1.0)
+
+
+def pad_landmarks(positions: Tensor) -> Tensor:
+    """Projected mesh vertices ``(B, 468, 2)`` -> ``(B, 478, 2)`` landmark pixels (iris points 0)."""
+    b, v, c = positions.shape
+    return torch.cat([positions, positions.new_zeros(b, N_LANDMARKS - v, c)], dim=1) if v < N_LANDMARKS else positions
+
+
+def _concat_views(a: MeshView, b: MeshView) -> MeshView:
+    return MeshView(torch.cat([a.positions, b.positions]), torch.cat([a.depth, b.depth]), torch.cat([a.normals, b.normals]))
+
+
+def _split_render(render: RenderOutput, b: int) -> tuple[RenderOutput, RenderOutput]:
+    parts = (render.image, render.albedo, render.shading, render.mask)
+    return RenderOutput(*(t[:b] for t in parts)), RenderOutput(*(t[b:] for t in parts))
+
+
+def predict_texture(encoder_uv: nn.Module, vq: VQAutoencoder, photo_uv: Tensor) -> tuple[Tensor, Quantized, Tensor]:
+    """T = G(Q(E_uv(photo_uv))): ``photo_uv`` ``(B, 3, S, S)`` in [-1, 1] (sRGB) ->
+    ``(z_uv (B, d, S/f, S/f), quantised (straight-through to z_uv), texture (B, 3, S, S) sRGB about [-1, 1])``.
+    """
+    vq.check_image(photo_uv)
+    z_uv = encoder_uv(photo_uv)
+    quantized = vq.quantize(z_uv)
+    return z_uv, quantized, vq.decode(quantized.zq)
+
+
+@dataclass(frozen=True)
+class Stage2Forward:
+    """The intermediates of one stage-2 forward pass (B samples, S the UV side, H x W the photo).
+
+    ``photo_uv`` ``(B, 3, S, S)`` E_uv's input, sRGB in [-1, 1]; ``z_uv`` ``(B, d, S/f, S/f)``
+    continuous; ``quantized``: Q's output for ``z_uv`` (``zq`` straight-through, ``indices``
+    ``(B, S/f, S/f)``); ``texture`` ``(B, 3, S, S)`` G's output, sRGB about [-1, 1];
+    ``texture_linear`` the same clamped and linear in [0, 1]; ``origin`` / ``random``:
+    renders (linear RGB ``image`` ``(B, 3, H, W)``, ``mask`` ``(B, 1, H, W)``) from the
+    photo's view and the turned one; ``yaw``, ``pitch`` ``(B,)`` radians;
+    ``random_landmarks`` ``(B, 478, 2)`` pixels of the turned mesh (iris points 0).
+    """
+
+    photo_uv: Tensor
+    z_uv: Tensor
+    quantized: Quantized
+    texture: Tensor
+    texture_linear: Tensor
+    origin: RenderOutput
+    random: RenderOutput
+    yaw: Tensor
+    pitch: Tensor
+    random_landmarks: Tensor
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+class UVEncoderStage:
+    """Stage 2 for ``training.engine.fit``.
+
+    Modules: ``encoder_uv`` (trained, initialised from the stage-1 encoder), ``d_latent``
+    and ``d_image`` (trained); frozen: ``vq`` (the whole stage-1 autoencoder), ``lpips``
+    and, with ``use_identity``, ``identity``. Optimisers: "generator" (encoder_uv) then
+    "discriminator" (both critics).
+
+    ``vq``: the trained stage-1 model; its weights are copied, and every :meth:`build`
+    rebuilds the modules from that copy (``config.vq`` must equal ``vq.config``).
+
+    Batches (collated :class:`~hifialbedo.training.synth_data.SynthUVPhotos` items): ``photo``
+    ``(B, 3, H, W)`` linear RGB, ``photo_srgb`` sRGB, ``landmarks`` ``(B, 478, 3)`` pixels,
+    ``photo_uv`` ``(B, 3, S, S)`` sRGB [0, 1] with S = ``config.vq.image_size``, and real
+    textures ``texture`` or ``albedo_uv_srgb`` ``(B, 3, S, S)`` sRGB [0, 1]; ``identity`` and
+    ``render`` (ints) seed the random views.
+    """
+
+    def __init__(self, config: Stage2Config, vq: VQAutoencoder) -> None:
+        if vq.config != config.vq:
+            raise ValueError("config.vq differs from the stage-1 model's config; use config.with_vq(vq.config)")
+        self.config = config
+        self._vq_state = {k: v.detach().cpu().clone() for k, v in vq.state_dict().items()}
+        self._cache: tuple[int, dict[tuple[int, tuple[int, ...]], dict[str, Tensor]]] = (-1, {})
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"stage": "stage2", "stage2": self.config.to_dict()}
+
+    def build(self) -> dict[str, nn.Module]:
+        c = self.config
+        vq = VQAutoencoder(c.vq)
+        vq.load_state_dict(self._vq_state)
+        vq.eval().requires_grad_(False)
+        encoder_uv = Encoder(c.vq)
+        encoder_uv.load_state_dict(vq.encoder.state_dict())  # E_uv starts as E (incl. quant_conv)
+        encoder_uv.requires_grad_(True)
+        modules: dict[str, nn.Module] = {
+            "encoder_uv": encoder_uv,
+            "vq": vq,
+            "d_latent": LatentDiscriminator(c.latent_disc),
+            "d_image": PatchDiscriminator(c.image_disc),
+            "lpips": PerceptualLoss.from_installed_package(input_range=(0.0, 1.0)),
+        }
+        if c.use_identity:
+            from hifialbedo.models.identity import IdentityNet
+
+            modules["identity"] = IdentityNet().eval().requires_grad_(False)
+        return modules
+
+    def frozen(self) -> set[str]:
+        return {"vq", "lpips"} | ({"identity"} if self.config.use_identity else set())
+
+    def optimizers(self) -> list[tuple[str, list[str], float]]:
+        return [("generator", ["encoder_uv"], 1.0), ("discriminator", ["d_latent", "d_image"], 1.0)]
+
+    # ----------------------------------------------------------------- forward
+
+    def forward(self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any], step: int) -> Stage2Forward:
+        """E_uv, Q, G, and the two unlit renders of the predicted texture (views of ``step``)."""
+        for key in ("photo_uv", "landmarks", "photo"):
+            if key not in batch:
+                raise ValueError(f"stage-2 batch has no {key!r} (keys: {sorted(batch)})")
+        photo_uv = to_model_range(batch["photo_uv"])
+        z_uv, quantized, texture = predict_texture(modules["encoder_uv"], modules["vq"], photo_uv)  # type: ignore[arg-type]
+        landmarks = batch["landmarks"]
+        b = landmarks.shape[0]
+        height, width = batch["photo"].shape[-2:]
+        c = self.config
+        yaw, pitch = random_view_angles(step, sample_keys(batch, b), yaw_range=c.yaw_range, pitch_range=c.pitch_range)
+        device = texture.device
+        with torch.autocast(device.type, enabled=False):  # the rasterizer reads float32 positions
+            linear = texture_to_linear(texture)
+            origin_view = mesh_views(landmarks.float())
+            random_view = mesh_views(landmarks.float(), yaw=yaw.to(device), pitch=pitch.to(device))
+            both = render_texture(torch.cat([linear, linear]), _concat_views(origin_view, random_view), height, width)
+        origin, random = _split_render(both, b)
+        return Stage2Forward(
+            photo_uv, z_uv, quantized, texture, linear, origin, random, yaw, pitch, pad_landmarks(random_view.positions)
+        )
+
+    @staticmethod
+    def real_textures(batch: Mapping[str, Any]) -> Tensor:
+        """The batch's real UV textures, sRGB [0, 1]: ``texture`` when given, else ``albedo_uv_srgb``."""
+        if "texture" in batch:
+            return batch["texture"]
+        if "albedo_uv_srgb" in batch:
+            return batch["albedo_uv_srgb"]
+        raise ValueError("stage-2 batch has no real UV textures ('texture' or 'albedo_uv_srgb')")
+
+    # ----------------------------------------------------------------- losses
+
+    def loss(self, modules: dict[str, nn.Module], batch: Any, step: int, optimizer: str) -> tuple[Tensor, dict[str, float]]:
+        if optimizer == "generator":
+            return self.generator_loss(modules, batch, step)
+        if optimizer == "discriminator":
+            return self.discriminator_loss(modules, batch, step)
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+
+    @staticmethod
+    def _cache_key(batch: Mapping[str, Any]) -> tuple[int, tuple[int, ...]]:
+        x = batch["photo_uv"]
+        return x.data_ptr(), tuple(x.shape)
+
+    def generator_loss(
+        self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any], step: int
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Eq. 7 for E_uv on one micro-batch, and its terms as metrics."""
+        c = self.config
+        out = self.forward(modules, batch, step)
+        zero = out.z_uv.new_zeros(())
+        mask = out.origin.mask
+        photo_linear = batch["photo"].to(out.origin.image.dtype)
+        photo_srgb = batch["photo_srgb"].to(out.origin.image.dtype)
+
+        rec = l1(out.origin.image, photo_linear * mask, mask=mask)
+        lpips = zero
+        if c.lpips_weight > 0:
+            lpips = modules["lpips"](render_to_srgb(out.origin.image), photo_srgb * mask, mask)
+        id_loss = zero
+        if c.use_identity:
+            net = modules["identity"]
+            with torch.no_grad():
+                desc_photo = net(photo_srgb * mask, batch["landmarks"])
+            desc_random = net(render_to_srgb(out.random.image), out.random_landmarks)
+            id_loss = identity_loss(desc_photo, desc_random)
+        with torch.no_grad():
+            z_texture = modules["vq"].encode(to_model_range(self.real_textures(batch)))
+
+        warm = adversarial_warmup(step, c.adversarial_start)
+        g_latent = g_image = zero
+        if warm > 0:
+            g_loss = _GAN_LOSSES[c.gan_loss][1]
+            g_latent = g_loss(modules["d_latent"](out.z_uv))
+            g_image = g_loss(modules["d_image"](to_model_range(render_to_srgb(out.random.image))))
+            if self._cache[0] != step:
+                self._cache = (step, {})
+            self._cache[1][self._cache_key(batch)] = {
+                "z_uv": out.z_uv.detach(),
+                "z_texture": z_texture,
+                "origin": out.origin.image.detach(),
+                "random": out.random.image.detach(),
+            }
+        commitment = F.mse_loss(out.z_uv, out.quantized.zq.detach())  # zq's value is the selected codes
+        adv_weight = c.adv_weight * warm
+        total = c.id_weight * id_loss + c.l1_weight * rec + c.lpips_weight * lpips + adv_weight * (g_latent + g_image)
+        total = total + c.commitment_weight * commitment
+        metrics = {
+            "id": id_loss.item(),
+            "l1": rec.item(),
+            "lpips": lpips.item(),
+            "g_latent": g_latent.item(),
+            "g_image": g_image.item(),
+            "adv_weight": float(adv_weight),
+            "commitment": commitment.item(),
+            "perplexity": out.quantized.perplexity.item(),
+            "z_distance": (out.z_uv.detach() - z_texture).abs().mean().item(),
+        }
+        return total, metrics
+
+    def discriminator_loss(
+        self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any], step: int
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Eq. 6 for both critics (0, with no critic run, before ``adversarial_start``)."""
+        c = self.config
+        names = ("d_latent", "d_image", "logits_real_latent", "logits_fake_latent", "logits_real_image", "logits_fake_image")
+        warm = adversarial_warmup(step, c.adversarial_start)
+        if warm == 0:
+            device = batch["photo_uv"].device
+            return torch.zeros((), device=device, requires_grad=True), dict.fromkeys(names, 0.0)
+        cached = self._cache[1].get(self._cache_key(batch)) if self._cache[0] == step else None
+        if cached is None:  # called without this step's generator pass: recompute
+            with torch.no_grad():
+                out = self.forward(modules, batch, step)
+                z_texture = modules["vq"].encode(to_model_range(self.real_textures(batch)))
+            cached = {"z_uv": out.z_uv, "z_texture": z_texture, "origin": out.origin.image, "random": out.random.image}
+        d_loss = _GAN_LOSSES[c.gan_loss][0]
+        real_latent = modules["d_latent"](cached["z_texture"])
+        fake_latent = modules["d_latent"](cached["z_uv"])
+        real_image = modules["d_image"](to_model_range(render_to_srgb(cached["origin"])))
+        fake_image = modules["d_image"](to_model_range(render_to_srgb(cached["random"])))
+        latent_loss = d_loss(real_latent, fake_latent)
+        image_loss = d_loss(real_image, fake_image)
+        values = (latent_loss, image_loss, real_latent.mean(), fake_latent.mean(), real_image.mean(), fake_image.mean())
+        return warm * (latent_loss + image_loss), {n: v.item() for n, v in zip(names, values, strict=True)}
+
+    # ----------------------------------------------------------------- samples
+
+    def samples(self, modules: dict[str, nn.Module], batch: Any) -> dict[str, Tensor]:
+        """photo, E_uv's input, the predicted texture, I_origin and I_random (step 0's views), sRGB [0, 1] at the photo's size."""
+        out = self.forward(modules, batch, 0)
+        size = tuple(batch["photo_srgb"].shape[-2:])
+
+        def resized(x: Tensor) -> Tensor:
+            x = x.float()
+            return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+        return {
+            "photo": batch["photo_srgb"].float(),
+            "photo_uv": resized(batch["photo_uv"]),
+            "texture": resized(to_unit_range(out.texture)),
+            "origin": render_to_srgb(out.origin.image),
+            "random": render_to_srgb(out.random.image),
+        }
+
+
+# --------------------------------------------------------------------------- data
+
+
+class PairedTextures(Dataset):
+    """Items of ``base`` plus ``"texture"``: item ``i % len(textures)`` of a ``UVTextureFolder``."""
+
+    def __init__(self, base: Dataset, textures: Dataset) -> None:
+        if len(textures) == 0:  # type: ignore[arg-type]
+            raise ValueError("no real UV textures to pair with")
+        self.base, self.textures = base, textures
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.base[index])
+        item["texture"] = self.textures[index % len(self.textures)]["texture"]  # type: ignore[arg-type]
+        return item
+
+
+def stage2_dataset(sources: Sequence[tuple[str, str | Path]], uv_size: int) -> Dataset:
+    """Stage 2's training set from ``(kind, folder)`` sources.
+
+    "synth": a ``hifialbedo synth`` folder's training split as
+    :class:`~hifialbedo.training.synth_data.SynthUVPhotos` (UV side ``uv_size``); at least one
+    is needed (photos with landmarks). "uv": real UV textures on the project's layout
+    (``UVTextureFolder`` at ``uv_size``), paired with the photos by index modulo and used as
+    D_latent's real side instead of the synthetic albedos. ValueError naming the kind or folder.
+    """
+    from hifialbedo.training.synth_data import SynthUVPhotos
+
+    photos: list[Dataset] = []
+    textures: list[Dataset] = []
+    for kind, root in sources:
+        root = Path(root)
+        if kind not in DATA_KINDS:
+            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 2; choose from {list(DATA_KINDS)}")
+        if not root.is_dir():
+            raise ValueError(f"{root}: folder does not exist")
+        if kind == "synth":
+            ds = SynthUVPhotos(root, split="train", uv_size=uv_size)
+            if len(ds) == 0:
+                raise ValueError(f"{root}: synthetic set has no training identities")
+            photos.append(ds)
+        else:
+            textures.append(UVTextureFolder(root, uv_size))
+    if not photos:
+        raise ValueError("stage 2 needs at least one synth:folder (photos with landmarks); uv:folder only adds textures")
+    dataset: Dataset = photos[0] if len(photos) == 1 else ConcatDataset(photos)
+    if textures:
+        dataset = PairedTextures(dataset, textures[0] if len(textures) == 1 else ConcatDataset(textures))
+    return dataset
+
+
+# --------------------------------------------------------------------------- building and loading
+
+
+def build_stage2(
+    overrides: Mapping[str, Any], data: Sequence[tuple[str, Path]], preset: str, init: Path | None
+) -> tuple[UVEncoderStage, Dataset]:
+    """``(stage, dataset)`` for ``hifialbedo train stage2``.
+
+    ``overrides``: nested stage-2 settings (``{"adv_weight": 0.2, "image_disc": {"n_layers": 2}}``)
+    over the ``preset`` ("tiny" or "paper"). ``vq`` comes from the stage-1 checkpoint ``init``
+    (required); a ``vq`` table in ``overrides`` (e.g. from a run's ``config.json``) must agree
+    with it. ``data``: see :func:`stage2_dataset`.
+    """
+    if init is None:
+        raise ValueError("stage 2 needs the stage-1 checkpoint: pass --init <stage1 run>/checkpoints/last.ckpt")
+    from hifialbedo.training.stage1 import load_stage1_model
+
+    vq = load_stage1_model(init)
+    overrides = dict(overrides)
+    if "vq" in overrides:
+        given = coerce_config(VQConfig, merge_dicts(vq.config.to_dict(), overrides.pop("vq")), where="stage2.vq.")
+        if given != vq.config:
+            raise ValueError(f"stage2.vq differs from the stage-1 checkpoint {init}; the architecture comes from --init")
+    config = stage2_config(preset).with_vq(vq.config).updated(overrides)
+    return UVEncoderStage(config, vq), stage2_dataset(data, config.vq.image_size)
+
+
+def read_stage2_config(ckpt_path: str | Path) -> tuple[Stage2Config, dict[str, Any]]:
+    """The stage config and raw checkpoint of a stage-2 checkpoint; ValueError naming the file otherwise."""
+    state = load_checkpoint(ckpt_path)
+    stage = state.get("stage_config")
+    if not isinstance(stage, dict) or stage.get("stage") != "stage2" or "stage2" not in stage:
+        found = stage.get("stage") if isinstance(stage, dict) else None
+        raise ValueError(f"{ckpt_path}: not a stage-2 (UV encoder) checkpoint (its stage is {found!r})")
+    missing = sorted({"vq", "encoder_uv"} - set(state.get("modules", {})))
+    if missing:
+        raise ValueError(f"{ckpt_path}: stage-2 checkpoint without weights for {missing}")
+    try:
+        config = Stage2Config.from_dict(stage["stage2"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{ckpt_path}: bad stage-2 config ({exc})") from None
+    return config, state
+
+
+def load_stage2_model(ckpt_path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[VQAutoencoder, nn.Module]:
+    """``(vq, encoder_uv)`` of a stage-2 checkpoint: the frozen stage-1 autoencoder and the trained
+    E_uv (an :class:`~hifialbedo.models.vqgan.Encoder`), rebuilt from the stored config, in eval
+    mode without gradients on ``map_location``. Texture of a photo UV map:
+    ``predict_texture(encoder_uv, vq, photo_uv * 2 - 1)``. FileNotFoundError / ValueError
+    naming the file when it is missing, unreadable or not a stage-2 checkpoint.
+    """
+    config, state = read_stage2_config(ckpt_path)
+    vq, encoder_uv = VQAutoencoder(config.vq), Encoder(config.vq)
+    try:
+        vq.load_state_dict(state["modules"]["vq"])
+        encoder_uv.load_state_dict(state["modules"]["encoder_uv"])
+    except RuntimeError as exc:
+        raise ValueError(f"{ckpt_path}: weights do not match the stored config ({exc})") from None
+    return vq.to(map_location).eval().requires_grad_(False), encoder_uv.to(map_location).eval().requires_grad_(False)
+
+
+__all__ = [
+    "DATA_KINDS",
+    "STAGE2_PRESETS",
+    "PairedTextures",
+    "Stage2Config",
+    "Stage2Forward",
+    "UVEncoderStage",
+    "build_stage2",
+    "load_stage2_model",
+    "predict_texture",
+    "random_view_angles",
+    "read_stage2_config",
+    "stage2_config",
+    "stage2_dataset",
+]
