@@ -21,7 +21,6 @@ mapped to [-1, 1] (``x * 2 - 1``) for the VQ model and the discriminator.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from hifialbedo.models.losses import (
 from hifialbedo.models.vqgan import VQAutoencoder, VQConfig, vq_config
 from hifialbedo.ops.colour import linear_to_srgb
 from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import ImageFolder, UVTextureFolder, derive_seed
 
 GanLoss = Literal["hinge", "non_saturating"]
@@ -59,66 +59,6 @@ _GAN_LOSSES = {
 
 
 # --------------------------------------------------------------------------- typed config dicts
-
-
-def coerce_config(cls: type, data: Mapping[str, Any], *, where: str = "") -> Any:
-    """Build the frozen dataclass ``cls`` from plain values (JSON/TOML), checking names and types.
-
-    Missing fields keep their defaults; nested dataclass fields take (partial) dicts; ints are
-    accepted for floats, lists for tuples; ``Literal`` fields must hold one of their values.
-    Errors are ``ValueError`` naming the dotted key (``where`` is its prefix, e.g. ``"stage1."``).
-    """
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{where.rstrip('.') or cls.__name__}: expected a table of settings, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {where}{cls.__name__} settings {unknown}; known: {names}")
-    return cls(**{k: _coerce(f"{where}{k}", v, hints[k]) for k, v in data.items()})
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    def bad() -> ValueError:
-        return ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        return coerce_config(hint, value, where=f"{name}.")
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            raise ValueError(f"{name}: must be one of {list(typing.get_args(hint))}, got {value!r}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(name, v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise bad()
-        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    raise TypeError(f"{name}: unsupported config type {hint}")  # pragma: no cover - a new field type
 
 
 def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,11 +130,7 @@ class Stage1Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML values, nested ``vq`` and ``disc`` tables; ``from_dict(to_dict())`` is equal."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
-        return out
+        return config_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage1Config:
@@ -522,7 +458,6 @@ __all__ = [
     "Stage1Config",
     "SyntheticImages",
     "TrainableVQ",
-    "coerce_config",
     "load_stage1_model",
     "merge_dicts",
     "read_stage1_config",

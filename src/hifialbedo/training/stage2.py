@@ -113,8 +113,9 @@ from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
 from hifialbedo.render.differentiable import RenderOutput
 from hifialbedo.render.views import MeshView, mesh_views, render_texture
 from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import UVTextureFolder, derive_seed
-from hifialbedo.training.stage1 import coerce_config, merge_dicts, to_model_range, to_unit_range
+from hifialbedo.training.stage1 import merge_dicts, to_model_range, to_unit_range
 
 GanLoss = Literal["hinge", "non_saturating"]
 DATA_KINDS = ("synth", "uv")
@@ -186,11 +187,7 @@ class Stage2Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML values, nested ``vq``, ``latent_disc``, ``image_disc`` tables; ``from_dict(to_dict())`` is equal."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
-        return out
+        return config_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage2Config:

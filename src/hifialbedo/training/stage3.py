@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ from hifialbedo.models.losses import PerceptualLoss, group_identity_loss, l1
 from hifialbedo.models.vqgan import VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
 from hifialbedo.render.views import MeshView, mesh_views, render_texture
+from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import derive_seed
 
 DATA_KINDS = ("synth",)
@@ -138,16 +138,12 @@ class Stage3Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML values, nested ``attention`` and ``lighting`` tables; ``from_dict(to_dict())`` is equal."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
-        return out
+        return config_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage3Config:
         """From plain values, type-checked; missing keys (also inside the nested tables) keep the defaults."""
-        return _coerce_dataclass(cls, data, where="stage3.")
+        return coerce_config(cls, data, where="stage3.")
 
     def updated(self, overrides: Mapping[str, Any]) -> Stage3Config:
         """A copy with ``overrides`` applied: nested tables merge (``{"attention": {"num_heads": 2}}``)
@@ -165,43 +161,6 @@ class Stage3Config:
             else:
                 table[leaf] = value
         return type(self).from_dict(data)
-
-
-def _coerce_dataclass(cls: type, data: Mapping[str, Any], *, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{where.rstrip('.')}: expected a table of settings, got {data!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {where}{cls.__name__} settings {unknown}; known: {names}")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _coerce_value(f"{where}{k}", v, hints[k]) for k, v in data.items()})
-
-
-def _coerce_value(name: str, value: Any, hint: Any) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else _coerce_dataclass(hint, value, where=f"{name}.")
-    if typing.get_origin(hint) is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise ValueError(f"{name}: must be one of {list(typing.get_args(hint))}, got {value!r}")
-        return value
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a new field type
-        raise TypeError(f"{name}: unsupported config type {hint}")
-    raise ValueError(f"{name}: expected {hint.__name__}, got {value!r}")
 
 
 STAGE3_PRESETS: dict[str, Stage3Config] = {
