@@ -55,9 +55,20 @@ def _build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override, e.g. train.max_steps=100, stage1.vq.codebook_size=64 (repeatable)")
     trn.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
-                     help="training data, repeatable: synth:DIR (hifialbedo synth), images:DIR, uv:DIR, identities:DIR")
+                     help="training data, repeatable. stage1: images:DIR (face photos), uv:DIR (UV textures), synth:DIR (hifialbedo synth); "
+                          "stage2: synth:DIR, photos:DIR (hifialbedo prepare), uv:DIR (real UV textures for D_latent); "
+                          "stage3: synth:DIR, photos:DIR (hifialbedo prepare --layout identities)")
     trn.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (1024 px, many GPUs)")
     trn.add_argument("--init", type=Path, default=None, help="the previous stage's checkpoint (stage2: stage 1's; stage3: stage 2's)")
+
+    prp = sub.add_parser("prepare", help="detect, crop and index the faces of a photo folder: real training data for stages 2 and 3 (--data photos:DIR)")
+    prp.add_argument("source", type=Path, help="folder of photos, one face each: any tree (--layout images) or SOURCE/<person>/<photos> (--layout identities)")
+    prp.add_argument("-o", "--output", type=Path, required=True, help="prepared folder: images/, landmarks.npy, photos.json (written atomically)")
+    prp.add_argument("--layout", choices=("images", "identities"), default="images",
+                     help="images: every image is one photo (stage 2); identities: one folder per person (stages 2 and 3)")
+    prp.add_argument("--size", type=int, default=256, help="side of the square face crops in pixels (default 256)")
+    prp.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    prp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     syn = sub.add_parser("synth", help="write a synthetic face dataset with exact ground truth (training data for the learned model)")
     syn.add_argument("-o", "--output", type=Path, required=True, help="dataset folder (written atomically)")
@@ -106,6 +117,40 @@ def _synth(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(f"wrote {args.output}/ ({config.n_identities} identities x {config.renders_per_identity} renders at {config.image_size} px, UV {config.uv_size}; read it with hifialbedo.synth.SyntheticFaces)")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from hifialbedo.io.output import check_output_dir
+    from hifialbedo.training.photo_data import prepare_photos
+
+    if not 32 <= args.size <= 4096:
+        raise ValueError(f"--size must be between 32 and 4096, got {args.size}")
+    if not args.source.is_dir():
+        raise ValueError(f"{args.source}: folder does not exist")
+    check_output_dir(args.output, overwrite=args.overwrite)  # before loading MediaPipe
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, file=sys.stderr, leave=False, unit="photo")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        index = prepare_photos(args.source, args.output, size=args.size, layout=args.layout, overwrite=args.overwrite, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    counts = index["counts"]
+    if counts["skipped"]:  # main() silences UserWarnings: say it here, once
+        shown = ", ".join(f"{e['source']} ({e['reason']})" for e in index["skipped"][:3]) + (", ..." if counts["skipped"] > 3 else "")
+        print(f"hifialbedo: warning: skipped {counts['skipped']} of {counts['images']} image(s): {shown}; all listed in {args.output}/photos.json", file=sys.stderr)
+    persons = f" of {counts['persons']} person(s)" if args.layout == "identities" else ""
+    print(f"wrote {args.output}/ ({counts['photos']} face crop(s){persons} at {args.size} px; train with --data photos:{args.output})")
     return 0
 
 
@@ -259,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return _benchmark(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "prepare":
+            return _prepare(args)
         if args.command == "identity":
             return _identity(args)
         if args.command == "train":

@@ -118,7 +118,7 @@ from hifialbedo.training.data import UVTextureFolder, derive_seed
 from hifialbedo.training.stage1 import merge_dicts, to_model_range, to_unit_range
 
 GanLoss = Literal["hinge", "non_saturating"]
-DATA_KINDS = ("synth", "uv")
+DATA_KINDS = ("synth", "photos", "uv")
 N_LANDMARKS = 478  # MediaPipe's count (468 mesh vertices + 10 iris points)
 _VIEW_STREAM = 0x51E2  # salt of the random-view seeds (keeps them apart from other derive_seed uses)
 
@@ -561,30 +561,56 @@ def stage2_dataset(sources: Sequence[tuple[str, str | Path]], uv_size: int) -> D
     """Stage 2's training set from ``(kind, folder)`` sources.
 
     "synth": a ``hifialbedo synth`` folder's training split as
-    :class:`~hifialbedo.training.synth_data.SynthUVPhotos` (UV side ``uv_size``); at least one
-    is needed (photos with landmarks). "uv": real UV textures on the project's layout
-    (``UVTextureFolder`` at ``uv_size``), paired with the photos by index modulo and used as
-    D_latent's real side instead of the synthetic albedos. ValueError naming the kind or folder.
-    """
-    from hifialbedo.training.synth_data import SynthUVPhotos
+    :class:`~hifialbedo.training.synth_data.SynthUVPhotos` (UV side ``uv_size``). "photos": a
+    folder made by ``hifialbedo prepare`` (real face crops with landmarks, any layout) as
+    :class:`~hifialbedo.training.photo_data.PhotoUVFolder`. At least one of these is needed.
+    "uv": real UV textures on the project's layout (``UVTextureFolder`` at ``uv_size``), paired
+    with the photos by index modulo and used as D_latent's real side instead of the synthetic albedos.
 
-    photos: list[Dataset] = []
-    textures: list[Dataset] = []
+    Real photos have no true albedo, so with "photos" D_latent's real side must come from
+    elsewhere: the "uv" folders, else the "synth" sets' albedos
+    (:class:`~hifialbedo.training.synth_data.SynthAlbedoTextures`, paired the same way);
+    "photos" alone is refused. When photo kinds are mixed, items keep only the keys they share
+    (``photo_data.PHOTO_KEYS``) and the prepared crops are resized to the first synthetic set's
+    photo size, so batches collate. ValueError naming the kind or folder.
+    """
+    from hifialbedo.training.photo_data import PHOTO_KEYS, PhotoUVFolder, SelectKeys
+    from hifialbedo.training.synth_data import SynthAlbedoTextures, SynthUVPhotos
+
+    checked: list[tuple[str, Path]] = []
     for kind, root in sources:
         root = Path(root)
         if kind not in DATA_KINDS:
             raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 2; choose from {list(DATA_KINDS)}")
         if not root.is_dir():
             raise ValueError(f"{root}: folder does not exist")
-        if kind == "synth":
-            ds = SynthUVPhotos(root, split="train", uv_size=uv_size)
-            if len(ds) == 0:
-                raise ValueError(f"{root}: synthetic set has no training identities")
-            photos.append(ds)
-        else:
-            textures.append(UVTextureFolder(root, uv_size))
-    if not photos:
-        raise ValueError("stage 2 needs at least one synth:folder (photos with landmarks); uv:folder only adds textures")
+        checked.append((kind, root))
+    synth = [(root, SynthUVPhotos(root, split="train", uv_size=uv_size)) for kind, root in checked if kind == "synth"]
+    for root, ds in synth:
+        if len(ds) == 0:
+            raise ValueError(f"{root}: synthetic set has no training identities")
+    real = [root for kind, root in checked if kind == "photos"]
+    if not synth and not real:
+        raise ValueError(
+            "stage 2 needs at least one synth:folder or photos:folder (photos with landmarks); uv:folder only adds textures"
+        )
+    textures: list[Dataset] = [UVTextureFolder(root, uv_size) for kind, root in checked if kind == "uv"]
+    photos: list[Dataset] = [ds for _, ds in synth]
+    if real:
+        if not textures:
+            if not synth:
+                raise ValueError(
+                    f"{real[0]}: stage 2 on real photos needs real UV textures for D_latent's real side (real photos "
+                    "have no albedo): add uv:folder (textures on the project's UV layout) or synth:folder (its albedos)"
+                )
+            textures = [SynthAlbedoTextures(root, split="train", uv_size=uv_size) for root, _ in synth]
+        # One photo size and one key set per batch: the crops follow the first synthetic set's photo size.
+        size = int(synth[0][1].faces.meta["config"]["image_size"]) if synth else None
+        folders = [PhotoUVFolder(root, uv_size=uv_size, image_size=size) for root in real]
+        sizes = sorted({f.image_size for f in folders})
+        if len(sizes) > 1:
+            raise ValueError(f"photos folders {', '.join(map(str, real))} hold crops of different sizes {sizes}; prepare them with one --size")
+        photos = [SelectKeys(ds, PHOTO_KEYS) for ds in photos] + folders
     dataset: Dataset = photos[0] if len(photos) == 1 else ConcatDataset(photos)
     if textures:
         dataset = PairedTextures(dataset, textures[0] if len(textures) == 1 else ConcatDataset(textures))

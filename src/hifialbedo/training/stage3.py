@@ -61,7 +61,7 @@ from hifialbedo.render.views import MeshView, mesh_views, render_texture
 from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import derive_seed
 
-DATA_KINDS = ("synth",)
+DATA_KINDS = ("synth", "photos")
 _PHOTO_SEED = 0x5A3B  # salt of the per-step photo draw
 
 
@@ -401,27 +401,46 @@ def stage3_dataset(sources: Sequence[tuple[str, str | Path]], config: Stage3Conf
     (a resolved config: ``uv_size`` > 0).
 
     ``sources``: ``(kind, folder)`` pairs; kind "synth" (a ``hifialbedo synth`` folder: its
-    training identities, :class:`hifialbedo.training.synth_data.SynthUVPhotos`). Stage 3 needs
-    each photo's landmarks and UV texture, which only the synthetic sets carry so far.
-    ValueError naming the kind or folder when one is unknown or missing.
+    training identities, :class:`hifialbedo.training.synth_data.SynthUVPhotos`) or "photos" (a
+    folder made by ``hifialbedo prepare --layout identities``: real photos grouped by person,
+    :class:`hifialbedo.training.photo_data.PhotoUVFolder`). When both kinds are given, items
+    keep only the keys they share (``photo_data.PHOTO_KEYS``: no ground-truth albedo, so no
+    ``albedo_mae``) and the crops are resized to the first synthetic set's photo size, so
+    batches collate. ValueError naming the kind or folder when one is unknown, missing, or a
+    photos folder was not prepared with layout identities.
     """
+    from hifialbedo.training.photo_data import PHOTO_KEYS, PhotoUVFolder, SelectKeys
     from hifialbedo.training.synth_data import SynthUVPhotos
 
     if config.uv_size <= 0:
         raise ValueError("stage3_dataset needs a resolved config (uv_size > 0): use Stage3Config.resolved(vq_config)")
     if not sources:
-        raise ValueError("stage 3 needs at least one data source (synth:folder)")
-    parts: list[Dataset] = []
+        raise ValueError("stage 3 needs at least one data source (synth:folder or photos:folder)")
+    checked: list[tuple[str, Path]] = []
     for kind, root in sources:
         root = Path(root)
         if kind not in DATA_KINDS:
             raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 3; choose from {list(DATA_KINDS)}")
         if not root.is_dir():
             raise ValueError(f"{root}: folder does not exist")
-        ds = SynthUVPhotos(root, split="train", uv_size=config.uv_size, group_size=config.group_size)
-        if len(ds) == 0:
-            raise ValueError(f"{root}: no training group of {config.group_size} photos")
-        parts.append(ds)
+        checked.append((kind, root))
+    synth: list[SynthUVPhotos] = []
+    for kind, root in checked:
+        if kind == "synth":
+            ds = SynthUVPhotos(root, split="train", uv_size=config.uv_size, group_size=config.group_size)
+            if len(ds) == 0:
+                raise ValueError(f"{root}: no training group of {config.group_size} photos")
+            synth.append(ds)
+    real = [root for kind, root in checked if kind == "photos"]
+    parts: list[Dataset] = list(synth)
+    if real:
+        # One photo size and one key set per batch: the crops follow the first synthetic set's photo size.
+        size = int(synth[0].faces.meta["config"]["image_size"]) if synth else None
+        folders = [PhotoUVFolder(root, uv_size=config.uv_size, group_size=config.group_size, image_size=size) for root in real]
+        sizes = sorted({f.image_size for f in folders})
+        if len(sizes) > 1:
+            raise ValueError(f"photos folders {', '.join(map(str, real))} hold crops of different sizes {sizes}; prepare them with one --size")
+        parts = [SelectKeys(ds, PHOTO_KEYS) for ds in synth] + folders
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 

@@ -9,18 +9,23 @@ axis of n in grouped items):
 
 and once per item ``albedo_uv_srgb (3, S, S)``: the true albedo, sRGB-encoded in [0, 1].
 Unwraps are cached in memory (about 12 ms each at S = 64).
+
+:class:`SynthAlbedoTextures`: the true albedos alone, one item per identity, as real UV
+textures (stage 2's D_latent real side when real photos are trained without ``uv:`` textures).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from hifialbedo.inverse.texture import photo_texture
 from hifialbedo.ops.colour import linear_to_srgb
+from hifialbedo.synth.dataset import load_identity
 from hifialbedo.synth.torch_data import SyntheticFaces
 
 
@@ -54,3 +59,28 @@ class SynthUVPhotos(Dataset):
         else:
             item["photo_uv"], item["photo_uv_confidence"] = self._texture(identity, item["render"], item["photo"], item["landmarks"])
         return item
+
+
+class SynthAlbedoTextures(Dataset):
+    """The true UV albedos of a synthetic set's identities (of ``split``), one item per identity.
+
+    Item: ``{"texture": (3, S, S)}`` float32, sRGB-encoded in [0, 1] (as ``UVTextureFolder``),
+    S = ``uv_size`` (area averaging down, bilinear up, as ``SyntheticFaces``).
+    """
+
+    def __init__(self, root: str | Path, *, split: str | None = None, uv_size: int = 64) -> None:
+        self.faces = SyntheticFaces(root, split=split, uv_size=uv_size)
+        self.uv_size = uv_size
+
+    def __len__(self) -> int:
+        return len(self.faces.identities)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        albedo = load_identity(self.faces.root, int(self.faces.identities[index]["id"]))["albedo"]
+        if albedo.shape[0] != self.uv_size:
+            shrink = self.uv_size < albedo.shape[0]
+            albedo = cv2.resize(albedo, (self.uv_size, self.uv_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        srgb = np.clip(linear_to_srgb(albedo), 0.0, 1.0).astype(np.float32)
+        return {"texture": torch.from_numpy(np.ascontiguousarray(srgb.transpose(2, 0, 1)))}
