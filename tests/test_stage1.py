@@ -7,6 +7,9 @@ The run: 32 px images from a tiny synthetic set, a tiny VQ (32 codes), 80 steps 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import sys
 import types
 from dataclasses import replace
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from hifialbedo.inverse.texture import photo_texture
 from hifialbedo.models.vqgan import VQAutoencoder
 from hifialbedo.ops.colour import linear_to_srgb
 from hifialbedo.synth import PRESETS as SYNTH_PRESETS
@@ -223,15 +227,21 @@ def test_stage1_dataset_mixes_sources(tmp_path, synth_root):
     from hifialbedo.synth.torch_data import SyntheticFaces
 
     faces = SyntheticFaces(synth_root, split="train", uv_size=SIZE)
-    n_ids = len(faces.identities)
-    assert len(ds) == 1 + 1 + len(faces) + n_ids
+    n = len(faces)
+    assert len(ds) == 1 + 1 + 3 * n  # per render: photo, its UV unwrap, its identity's albedo
     for i in range(len(ds)):
         item = ds[i]["image"]
         assert item.shape == (3, SIZE, SIZE) and item.dtype == torch.float32 and 0 <= item.min() and item.max() <= 1
-    assert torch.equal(ds[2]["image"], faces[0]["photo_srgb"])  # photos are stored at SIZE: unchanged
-    albedo = faces[0]["albedo_uv"]  # linear RGB
-    assert torch.allclose(ds[2 + len(faces)]["image"], linear_to_srgb(albedo).clamp(0, 1))
-    assert ds[2 + len(faces)]["image"].mean() > albedo.mean() + 0.1  # sRGB-encoded is brighter than linear
+    last = n - 1  # the last render: another identity than render 0's
+    assert torch.equal(ds[2 + last]["image"], faces[last]["photo_srgb"])  # photos are stored at SIZE: unchanged
+    unwrap = ds[2 + n + last]["image"]
+    pt = photo_texture(faces[last]["photo"].permute(1, 2, 0).numpy(), faces[last]["landmarks"].numpy().astype(np.float64), SIZE)
+    expected = np.clip(linear_to_srgb(pt.texture), 0, 1).transpose(2, 0, 1)
+    assert np.abs(unwrap.numpy() - expected).max() < 1e-6
+    albedo = faces[last]["albedo_uv"]  # linear RGB
+    assert torch.allclose(ds[2 + 2 * n + last]["image"], linear_to_srgb(albedo).clamp(0, 1))
+    assert ds[2 + 2 * n + last]["image"].mean() > albedo.mean() + 0.1  # sRGB-encoded is brighter than linear
+    assert not torch.allclose(ds[2 + 2 * n]["image"], ds[2 + 2 * n + last]["image"])  # a different identity's albedo
 
 
 def test_bad_data_specs_and_overrides(tmp_path, synth_root):
@@ -293,3 +303,56 @@ def test_later_stages_are_built_by_their_modules(tmp_path, synth_root, monkeypat
         train("stage2", data=[f"x:{synth_root}"])
     with pytest.raises(ValueError, match="--init is for stage2/stage3"):
         train("stage1", data=[f"synth:{synth_root}"], init=init)
+
+
+def _cli_train(out: Path, synth_root: Path, *settings: str, nproc: int) -> subprocess.CompletedProcess:
+    """``hifialbedo train stage1`` as the README launches it: plain, or under torchrun (``-m hifialbedo.cli``)."""
+    args = ["train", "stage1", "--preset", "tiny", "--data", f"synth:{synth_root}", "-o", str(out)]
+    for s in (
+        "train.accelerator=cpu",
+        "train.num_workers=0",
+        "train.max_steps=3",
+        "train.ckpt_every=3",
+        "train.sample_every=0",
+        "train.lr=1e-3",
+        "stage1.lpips_weight=0",
+        "stage1.revive_every=2",  # runs the ranks' code-use reduction; nothing is dead (threshold 50) after 3 steps
+        f"stage1.vq.image_size={SIZE}",
+        "stage1.vq.codebook_size=32",
+        *settings,
+    ):
+        args += ["--set", s]
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "hifialbedo.cli", *args]
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc)]
+        cmd += ["--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "hifialbedo.cli", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_torchrun_two_processes_match_one(tmp_path, synth_root):
+    """The README's multi-process launch: 2 gloo ranks x batch 2 give the parameters of 1 process x batch 4."""
+    one = _cli_train(tmp_path / "one", synth_root, "train.batch_size=4", nproc=1)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _cli_train(tmp_path / "two", synth_root, "train.batch_size=2", "train.devices=2", "train.strategy=ddp", nproc=2)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.ckpt")
+    assert a["step"] == b["step"] == 3
+    vq_a, vq_b = a["modules"]["vq"], b["modules"]["vq"]
+    assert vq_a.keys() == vq_b.keys()
+    # Each rank counts its own batch's code use (reset at revival, which broadcasts rank 0's).
+    weights = [k for k in vq_a if not k.endswith("unused_calls")]
+    assert len(weights) == len(vq_a) - 1
+    diff = max((vq_a[k].float() - vq_b[k].float()).abs().max().item() for k in weights)
+    assert diff < 1e-4, diff  # Adam steps of lr 1e-3 amplify float summation-order differences in tiny gradients
+    # The check can tell: one process on half the global batch ends elsewhere.
+    half = _cli_train(tmp_path / "half", synth_root, "train.batch_size=2", nproc=1)
+    assert half.returncode == 0, half.stderr[-2000:]
+    vq_c = load_checkpoint(tmp_path / "half" / "checkpoints" / "last.ckpt")["modules"]["vq"]
+    other = max((vq_a[k].float() - vq_c[k].float()).abs().max().item() for k in weights)
+    assert other > 10 * diff and other > 1e-3, (other, diff)
