@@ -34,3 +34,15 @@ def astronaut(models):
 
     photo = read_photo(SAMPLES / "astronaut.png")
     return photo.pixels, models.detector.detect(photo.pixels).landmarks
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    toy tensors gain nothing from more, and spinning threads on a shared 2-core CPU cost minutes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,12 +34,7 @@ SIZE, UV, SYNTH_SIZE = 256, 32, 64
 PERSONS = {"astro": "astronaut.png", "grace": "grace_hopper.jpg"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write(path: Path, rgb: np.ndarray) -> None:

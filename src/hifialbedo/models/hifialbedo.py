@@ -24,7 +24,6 @@ of the renderer (I = A * S) and of the SH light.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from hifialbedo.models.fusion import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
+from hifialbedo.models.saved import load_tagged
 from hifialbedo.models.vqgan import Encoder, VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import srgb_to_linear
 
@@ -280,15 +280,7 @@ class HiFiAlbedo(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, *, map_location: str | torch.device = "cpu") -> HiFiAlbedo:
         """Inverse of :meth:`save_pretrained`, in eval mode. FileNotFoundError / ValueError naming the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: model file not found")
-        try:
-            data = torch.load(path, map_location=map_location, weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(data, dict) or data.get("format") != PRETRAINED_FORMAT:
-            raise ValueError(f"{path}: not a HiFiAlbedo model file (expected format {PRETRAINED_FORMAT!r})")
+        data = load_tagged(path, PRETRAINED_FORMAT, "HiFiAlbedo model file", map_location=map_location)
         try:
             model = cls(HiFiAlbedoConfig.from_dict(data["config"]))
             model.load_state_dict(data["state_dict"])

@@ -25,35 +25,14 @@ feature-map sizes (taming's convention) fixed at construction from ``image_size`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any, Self
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-class ConfigDictMixin:
-    """``to_dict()`` / ``from_dict()`` for frozen config dataclasses (tuples stored as lists).
-
-    The dict is JSON-serialisable when the fields are, so a checkpoint can store it next to
-    the weights and rebuild the architecture (``Model(Config.from_dict(d))``).
-    """
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown config keys {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+from hifialbedo.typed_config import ConfigDictMixin
 
 
 def is_power_of_two(n: int) -> bool:

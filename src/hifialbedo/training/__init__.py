@@ -5,6 +5,9 @@ Importing it does not import Lightning Fabric: ``engine`` does, on first use (``
 
 Stage 1 (the texture codebook): ``Stage1Config`` / ``stage1_config``, ``CodebookStage``,
 ``stage1_dataset``, ``load_stage1_model``; ``train(stage_name, ...)`` is the CLI's entry point.
+Stage 2 (UV encoder, dual discriminator) and stage 3 (multi-photo albedo) are in ``stage2`` and
+``stage3``; their data: ``synth_data`` (the synthetic engine) and ``photo_data`` (real photos
+made ready by ``hifialbedo prepare``).
 """
 
 from hifialbedo.training.checkpoint import load_checkpoint

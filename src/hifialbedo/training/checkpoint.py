@@ -17,7 +17,6 @@ It holds only tensors and plain Python values, so ``torch.load(weights_only=True
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import re
 import shutil
@@ -27,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from hifialbedo.models.saved import load_tagged
 
 FORMAT = "hifialbedo.train/1"
 LAST = "last.ckpt"
@@ -105,16 +106,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     Raises FileNotFoundError when ``path`` does not exist and ValueError, naming the file, when it
     is not a readable checkpoint (truncated, corrupt, or another format).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a hifialbedo training checkpoint (expected format {FORMAT!r})")
-    return state
+    return load_tagged(path, FORMAT, "hifialbedo training checkpoint", map_location=map_location)
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from hifialbedo.typed_config import coerce_config, config_dict
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "cuda")
@@ -154,76 +155,6 @@ def load_config(
         data.update(table)
     data.update(parse_overrides(overrides))
     return TrainConfig.from_dict(data)
-
-
-def coerce_config(cls: type, data: Mapping[str, Any], *, where: str = "") -> Any:
-    """Build the frozen dataclass ``cls`` from plain values (JSON/TOML), checking names and types.
-
-    Missing fields keep their defaults; nested dataclass fields take (partial) dicts; ints are
-    accepted for floats, lists for tuples; ``Literal`` fields must hold one of their values.
-    Errors are ``ValueError`` naming the dotted key (``where`` is its prefix, e.g. ``"stage1."``).
-    """
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{where.rstrip('.') or cls.__name__}: expected a table of settings, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {where}{cls.__name__} settings {unknown}; known: {names}")
-    return cls(**{k: _coerce(f"{where}{k}", v, hints[k]) for k, v in data.items()})
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    def bad() -> ValueError:
-        return ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        return coerce_config(hint, value, where=f"{name}.")
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            raise ValueError(f"{name}: must be one of {list(typing.get_args(hint))}, got {value!r}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(name, v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise bad()
-        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    raise TypeError(f"{name}: unsupported config type {hint}")  # pragma: no cover - a new field type
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as plain values, nested configs by their own ``to_dict``;
-    ``coerce_config(type(config), config_dict(config))`` is equal."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
-    return out
 
 
 __all__ = ["TrainConfig", "coerce_config", "config_dict", "load_config", "parse_overrides", "read_config_file"]
