@@ -27,7 +27,7 @@ GRACE = SAMPLES / "grace_hopper.jpg"  # 512x600 JPEG, one face
 ASTRONAUT = SAMPLES / "astronaut.png"  # 512x512 RGB PNG, one face
 GRACE_SIZE = (512, 600)  # (width, height), upright
 FAST = ["--uv-size", "128", "--quiet"]
-OUTPUTS = ("albedo.png", "texture.png", "normal.png", "confidence.png", "mesh.obj", "mesh.mtl", "lighting.json", "report.json")
+OUTPUTS = ("albedo.png", "texture.png", "normal.png", "confidence.png", "mesh.obj", "mesh.mtl", "face.glb", "lighting.json", "report.json")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -133,7 +133,7 @@ def test_fuse_albedos_rejects_one_odd_photo():
 def test_reconstruct_writes_the_output_contract(tmp_path, models):
     out = tmp_path / "out"
     report = reconstruct([SAMPLES / "grace_hopper.jpg"], out, config=ReconstructConfig(uv_size=UV), models=models)
-    for name in ("albedo.png", "texture.png", "confidence.png", "normal.png", "lighting.json", "mesh.obj", "mesh.mtl", "report.json"):
+    for name in ("albedo.png", "texture.png", "confidence.png", "normal.png", "lighting.json", "mesh.obj", "mesh.mtl", "face.glb", "report.json"):
         assert (out / name).is_file(), name
     albedo = cv2.imread(str(out / "albedo.png"), cv2.IMREAD_UNCHANGED)
     assert albedo.shape == (UV, UV, 4)

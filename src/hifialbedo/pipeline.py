@@ -22,6 +22,7 @@ from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.fusion import fuse_albedos
 from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting, scene_colour
 from hifialbedo.io.errors import InputError
+from hifialbedo.io.gltf import SKIN_ROUGHNESS, write_face_glb
 from hifialbedo.io.images import MAX_SIDE, Photo, read_photo, write_png
 from hifialbedo.io.output import atomic_output_dir, check_output_dir, write_json, write_obj
 from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry, vertex_normals
@@ -537,7 +538,8 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
     topo = load_face_topology()
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         t = time.perf_counter()
-        write_png(tmp / "albedo.png", _rgba(rec.albedo, face))
+        albedo_rgba = _rgba(rec.albedo, face)
+        write_png(tmp / "albedo.png", albedo_rgba)
         write_png(tmp / "texture.png", _rgba(rec.texture, face))
         write_png(tmp / "confidence.png", np.clip(np.round(rec.confidence * 255), 0, 255).astype(np.uint8))
         n = layout.interpolate(rec.object_normals)
@@ -548,6 +550,9 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
         nm[..., 3] = (face * 255).astype(np.uint8)
         write_png(tmp / "normal.png", nm)
         write_obj(tmp / "mesh.obj", rec.object_vertices, rec.object_normals, topo.uv, topo.faces, "albedo.png")
+        # glTF wants a tangent-space normal map: converted from the float object-space one.
+        object_normal_map = layout.scatter(n, fill=0.0)
+        write_face_glb(tmp / "face.glb", rec.object_vertices, rec.object_normals, albedo_rgba, object_normal_map=object_normal_map, roughness=SKIN_ROUGHNESS)
         rec.timer.add("write", time.perf_counter() - t)
         for r in rec.results:
             t = time.perf_counter()

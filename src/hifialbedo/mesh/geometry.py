@@ -29,6 +29,56 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
+def vertex_tangents(vertices: np.ndarray, normals: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit tangents with handedness ``(V, 4)`` for tangent-space normal maps (glTF ``TANGENT``).
+
+    ``vertices`` ``(V, 3)``, unit ``normals`` ``(V, 3)``, ``uv`` ``(V, 2)`` with v *down* (the
+    PNG and glTF convention), ``faces`` ``(F, 3)``. MikkTSpace-like: each triangle's
+    dP/du and dP/dv' (v' = 1 - v, i.e. *up* in the image, the +Y of an OpenGL-convention
+    normal map) are projected onto each corner's normal plane, normalised, weighted by the
+    corner angle and summed per vertex; the tangent xyz is the sum for dP/du made orthogonal
+    to the normal (Gram-Schmidt) and normalised, and w = +-1 is the handedness, chosen so
+    that ``bitangent = w * cross(normal, tangent)`` points along dP/dv' (glTF's rule).
+    Triangles with a degenerate UV mapping are skipped; a vertex left without a tangent
+    gets any unit vector orthogonal to its normal, with w = +1.
+
+    On the face mesh in the head frame, u runs along +x and v' along +y, so the tangent is
+    close to +x, the bitangent to +y and w = +1.
+    """
+    p = np.asarray(vertices, np.float64)[faces]  # (F, 3 corners, 3)
+    st = np.asarray(uv, np.float64)[faces] * np.array([1.0, -1.0])  # (u, v') up to an offset
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    d1, d2 = st[:, 1] - st[:, 0], st[:, 2] - st[:, 0]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)[:, None]
+    dp_du = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv
+    dp_dv = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv
+    n = np.asarray(normals, np.float64)
+    tangent = np.zeros_like(n)
+    bitangent = np.zeros_like(n)
+    for k in range(3):
+        a, b = p[:, (k + 1) % 3] - p[:, k], p[:, (k + 2) % 3] - p[:, k]
+        cos = np.einsum("fi,fi->f", a, b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+        weight = (np.arccos(np.clip(cos, -1.0, 1.0)) * ok)[:, None]
+        nk = n[faces[:, k]]
+        for acc, d in ((tangent, dp_du), (bitangent, dp_dv)):
+            d = d - nk * np.einsum("fi,fi->f", nk, d)[:, None]
+            d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-30)
+            np.add.at(acc, faces[:, k], weight * d)
+    tangent -= n * np.einsum("vi,vi->v", n, tangent)[:, None]
+    length = np.linalg.norm(tangent, axis=1)
+    lost = length < 1e-9
+    if lost.any():  # any unit vector orthogonal to the normal
+        axis = np.where((np.abs(n[lost, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+        fallback = axis - n[lost] * np.einsum("vi,vi->v", n[lost], axis)[:, None]
+        tangent[lost] = fallback
+        bitangent[lost] = np.cross(n[lost], fallback)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    w = np.where(np.einsum("vi,vi->v", np.cross(n, tangent), bitangent) < 0.0, -1.0, 1.0)
+    return np.concatenate([tangent, w[:, None]], axis=1)
+
+
 @dataclass(frozen=True)
 class HeadFrame:
     """Rigid-plus-scale map from camera space to the head frame: p_obj = R (p_cam - centre) / scale."""
