@@ -510,6 +510,24 @@ def _view_images(result: PhotoResult, albedo_map: np.ndarray) -> dict[str, np.nd
     return out
 
 
+def _camera_pose(geometry: FaceGeometry) -> dict:
+    """How mesh.obj's head frame sits in the photo (read back by ``io.reconstruction.parse_pose``)."""
+    frame = geometry.frame
+    return {
+        "convention": CAMERA_POSE_CONVENTION,
+        "rotation": frame.rotation.tolist(),
+        "centre": frame.centre.tolist(),
+        "scale": frame.scale,
+    }
+
+
+CAMERA_POSE_CONVENTION = (
+    "p_camera = scale * p_head @ rotation + centre (row vectors); camera frame in working_size pixels: "
+    "x right, y up (pixel row = -y), z toward the orthographic camera; exact for this photo's own mesh, "
+    "approximate for mesh.obj when it averages several photos"
+)
+
+
 LIGHTING_CONVENTIONS = {
     "model": "Lambertian: I = albedo * shading, in linear RGB (sRGB primaries, D65)",
     "coefficients": "radiance of the environment in the real, orthonormal SH basis, order 2: 9 rows x 3 columns (R, G, B)",
@@ -595,6 +613,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
                     "visible_texels": float(r.unwrap.visible.mean()),
                     "lighting_fit_residual": r.estimate.fit_residual,
                     "outlier_fraction": r.estimate.outlier_fraction,
+                    "camera_pose": _camera_pose(r.geometry),
                 }
                 for r in rec.results
             ],

@@ -205,3 +205,40 @@ def sh_from_equirect(env: np.ndarray) -> np.ndarray:
         raise ValueError(f"environment must be (H, W, 3), got {env.shape}")
     basis = _equirect_basis_integrals(env.shape[0], env.shape[1])  # (H, W, 9)
     return basis.reshape(-1, 9).T @ env.reshape(-1, 3)
+
+
+def sh_radiance(directions, coefficients):
+    """The environment's radiance ``(..., 3)`` seen along unit ``directions (..., 3)``:
+    L(w) = sum_i L_i Y_i(w), the SH light ``(9, 3)`` evaluated on the sphere (linear RGB;
+    the order-2 truncation can ring below 0)."""
+    return sh_basis(directions) @ coefficients
+
+
+def equirect_from_sh(coefficients: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The SH light ``(9, 3)`` as an equirectangular map ``(H, W, 3)`` of linear-RGB radiance
+    (layout and frame in ``equirect_directions``; the inverse of ``sh_from_equirect`` on
+    order-2 content)."""
+    if height < 1 or width < 1:
+        raise ValueError(f"map size must be positive, got {height}x{width}")
+    dirs, _ = equirect_directions(height, width)
+    return sh_radiance(dirs, np.asarray(coefficients, dtype=np.float64))
+
+
+def directional_part(coefficients: np.ndarray, direction=None) -> tuple[np.ndarray, np.ndarray]:
+    """The distant light ``(direction (3,), colour (3,))`` that best stands for the SH light's
+    directional part (for a specular highlight).
+
+    ``direction`` defaults to ``dominant_direction``. The colour E, per linear-RGB channel,
+    is the first-order band's component along it divided by pi * Y1's constant, so that
+    ``directional_light(d, E)`` gives back E exactly (clipped at 0).
+
+    >>> d, e = directional_part(directional_light([0, 1, 0], [0.5, 0.4, 0.3], ambient=0.2))
+    >>> d.round(6).tolist(), e.round(6).tolist()
+    ([0.0, 1.0, 0.0], [0.5, 0.4, 0.3])
+    """
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    d = dominant_direction(coefficients) if direction is None else np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    band1 = coefficients[[3, 1, 2]]  # (3 xyz, 3 rgb): the x, y, z first-order coefficients
+    colour = np.maximum(d @ band1 / (math.pi * SH_CONSTANTS[1]), 0.0)
+    return d, colour
