@@ -2,8 +2,8 @@
 size, then score the albedo on held-out identities against the untrained model, the
 training-free path and a constant albedo, for k = 1, 3, 6 photos.
 
-Usage: python benchmarks/bench_learned_synth.py -o out/learned [--identities 60]
-       [--steps 600 300 300] [--image-size 128] [--uv-size 64] [--reuse]
+Usage: python benchmarks/bench_learned_synth.py -o out/learned [--identities 100]
+       [--steps 600 300 300] [--image-size 128] [--uv-size 64] [--reuse] [--set stage3.key=value ...]
 
 Writes the data, the three run folders (checkpoints, metrics.csv, samples/) and
 ``results.md`` / ``results.json`` under the output folder; prints the table. ``--reuse``
@@ -47,13 +47,16 @@ def learned_method(model):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, required=True)
-    parser.add_argument("--identities", type=int, default=60)
+    parser.add_argument("--identities", type=int, default=100)
     parser.add_argument("--renders", type=int, default=6)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--uv-size", type=int, default=64)
     parser.add_argument("--steps", type=int, nargs=3, default=(600, 300, 300), metavar=("S1", "S2", "S3"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="keep the data and finished runs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra setting: train.* for every stage, stageN.* for that stage"
+    )
     args = parser.parse_args()
 
     import torch
@@ -82,6 +85,7 @@ def main() -> int:
         run_dir = out / stage
         t = time.perf_counter()
         overrides = [*common, f"train.max_steps={steps}", f"train.resume={'true' if args.reuse else 'false'}"]
+        overrides += [kv for kv in args.set if kv.startswith(("train.", f"{stage}."))]
         if stage == "stage1":
             overrides.append(f"stage1.vq.image_size={args.uv_size}")
         if not args.reuse and run_dir.exists():
@@ -121,8 +125,10 @@ def main() -> int:
 
     ks = sorted(next(iter(scores.values())).mae)
     lines = [
-        f"Held-out synthetic identities ({next(iter(scores.values())).groups[1] // args.renders} identities x {args.renders} renders, "
-        f"photos {args.image_size} px, UV {args.uv_size}); albedo MAE in linear RGB over the face (lower is better), ITA error in degrees.",
+        (
+            f"Held-out synthetic identities ({next(iter(scores.values())).groups[1] // args.renders} identities x {args.renders} renders, "
+            f"photos {args.image_size} px, UV {args.uv_size}); albedo MAE in linear RGB over the face (lower is better), ITA error in degrees."
+        ),
         "",
         "| method | " + " | ".join(f"MAE k={k}" for k in ks) + " | " + " | ".join(f"ITA err k={k}" for k in ks) + " |",
         "|---|" + "---|" * (2 * len(ks)),
@@ -130,6 +136,7 @@ def main() -> int:
     for name, s in scores.items():
         lines.append(f"| {name} | " + " | ".join(f"{s.mae[k]:.4f}" for k in ks) + " | " + " | ".join(f"{s.ita_error[k]:.1f}" for k in ks) + " |")
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
+    lines += ["", f"Steps {' / '.join(map(str, args.steps))}, preset tiny" + (f", settings {' '.join(args.set)}" if args.set else "")]
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(
