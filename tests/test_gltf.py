@@ -289,17 +289,23 @@ def test_reconstruct_writes_a_face_glb_that_rereads(tmp_path, models):
     material = geometry.visual.material
     albedo = cv2.imread(str(out / "albedo.png"), cv2.IMREAD_UNCHANGED)[..., 2::-1]
     np.testing.assert_array_equal(image(material.baseColorTexture), albedo)
-    assert material.metallicFactor == 0.0 and material.roughnessFactor == pytest.approx(SKIN_ROUGHNESS)
-    # normal.png holds the coarse mesh normals: flat in tangent space.
+    # Roughness: roughness.png packed in green, metallic 0.
+    assert material.metallicFactor == 0.0 and material.roughnessFactor == 1.0
+    roughness = cv2.imread(str(out / "roughness.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(image(material.metallicRoughnessTexture)[..., 1], roughness)
     face = uv_layout(S).mask
     normal_texture = image(material.normalTexture)
-    assert np.isin(normal_texture[face][:, :2], (127, 128)).all() and (normal_texture[face][:, 2] >= 254).all()
     tangents = raw_float_accessor(gltf, blob, gltf["meshes"][0]["primitives"][0]["attributes"]["TANGENT"])
     assert np.abs(np.einsum("vi,vi->v", tangents[:, :3], geometry.vertex_normals)).max() < 1e-5
-    # ... and so is normal.png itself, converted with the exported frame, within 8-bit noise.
+    # The normal texture is the detailed normal.png converted with the exported frame, within 8-bit noise ...
     object_map = cv2.imread(str(out / "normal.png"), cv2.IMREAD_UNCHANGED)[..., 2::-1] / 255.0 * 2.0 - 1.0
     from_png = tangent_space_normal_map(object_map, uv_layout(S), geometry.vertex_normals, tangents.astype(np.float64))
     assert np.abs(from_png[face].astype(int) - normal_texture[face]).max() <= 2
+    assert np.abs(normal_texture[face][:, :2].astype(int) - 128).max() > 3  # ... which has detail
+    # ... while normal_coarse.png (the mesh normals) is flat in tangent space.
+    coarse = cv2.imread(str(out / "normal_coarse.png"), cv2.IMREAD_UNCHANGED)[..., 2::-1] / 255.0 * 2.0 - 1.0
+    flat = tangent_space_normal_map(coarse, uv_layout(S), geometry.vertex_normals, tangents.astype(np.float64))
+    assert np.abs(flat[face][:, :2].astype(int) - 128).max() <= 2 and (flat[face][:, 2] >= 253).all()
     # u runs along the head frame's x where the face looks forward (at the sides the tangent
     # turns with the surface, toward -z), image-up along y: right-handed everywhere.
     front = geometry.vertex_normals[:, 2] > 0.5

@@ -164,7 +164,8 @@ def test_front_view_is_lit_from_the_light_side(rec):
 
 def test_relit_with_the_estimated_light_reproduces_render_view(rec, tmp_path):
     out = tmp_path / "relit"
-    summary = relight(rec, out, config=RelightConfig(size=64, turntable=3, over_photo=True))
+    # render_view is albedo x diffuse shading: no highlight here (--specular 0 overrides specular.png).
+    summary = relight(rec, out, config=RelightConfig(size=64, turntable=3, over_photo=True, specular=0.0))
     ours = _read_rgba(out / "photo_view.png").astype(int)
     theirs = _read_rgba(rec / "views" / "grace_hopper" / "render_view.png").astype(int)
     assert ours.shape == theirs.shape == (600, 512, 4)
@@ -231,9 +232,12 @@ def test_cli_relight_writes_the_outputs(rec, tmp_path, capsys):
     out = tmp_path / "relit"
     assert main(["relight", str(rec), "-o", str(out), "--light-dir", "1", "1", "1", "--size", "32", "--specular", "0.2"]) == 0
     assert "relit.png" in capsys.readouterr().out
-    assert json.loads((out / "light.json").read_text())["specular"]["shininess"] == 32.0
+    spec = json.loads((out / "light.json").read_text())["specular"]
+    assert spec["intensity"] == 0.2 and spec["shininess"].startswith("roughness.png")  # the flag overrides only the intensity
     assert main(["relight", str(rec), "-o", str(out), "--size", "32"]) == 2  # exists, no --overwrite
-    assert main(["relight", str(rec), "-o", str(out), "--size", "32", "--overwrite"]) == 0
+    assert main(["relight", str(rec), "-o", str(out), "--size", "32", "--overwrite", "--shininess", "12"]) == 0
+    spec = json.loads((out / "light.json").read_text())["specular"]
+    assert spec["intensity"] == "specular.png" and spec["shininess"] == 12.0  # the folder's maps by default
 
 
 @pytest.mark.parametrize(

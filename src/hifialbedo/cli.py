@@ -38,8 +38,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--turntable", type=int, default=None, metavar="N", help="also write N frames turning the head from -60 to +60 degrees of yaw")
     rel.add_argument("--size", type=int, default=512, help="side of the front view and turntable frames in pixels (default 512)")
     rel.add_argument("--over-photo", action="store_true", help="also render in the first photo's camera and composite over it")
-    rel.add_argument("--specular", type=float, default=0.0, metavar="K", help="Blinn-Phong intensity when OUT_DIR has no specular.png (default 0: diffuse only)")
-    rel.add_argument("--shininess", type=float, default=32.0, metavar="S", help="Blinn-Phong exponent when OUT_DIR has no roughness.png (default 32)")
+    rel.add_argument(
+        "--specular", type=float, default=None, metavar="K", help="Blinn-Phong intensity everywhere (default: OUT_DIR's specular.png, else 0: diffuse only)"
+    )
+    rel.add_argument("--shininess", type=float, default=None, metavar="S", help="Blinn-Phong exponent everywhere (default: from OUT_DIR's roughness.png, else 32)")
     rel.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     ben = sub.add_parser("benchmark", help="measure methods on relit real faces with ground truth (FAIR protocol, PSNR/SSIM/LPIPS, k-photo curve)")

@@ -10,7 +10,7 @@ import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -21,6 +21,7 @@ from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.fusion import fuse_albedos
 from hifialbedo.inverse.lighting import LightingConfig, LightingEstimate, estimate_lighting, scene_colour
+from hifialbedo.inverse.specular import SpecularConfig, SpecularPhoto, region_labels, separate_specular
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.gltf import SKIN_ROUGHNESS, write_face_glb
 from hifialbedo.io.images import MAX_SIDE, Photo, read_photo, write_png
@@ -56,6 +57,9 @@ class ReconstructConfig:
     check_identity: bool = True
     """With several photos, leave out faces that belong to someone else (dlib descriptor)."""
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    specular: SpecularConfig | None = field(default_factory=SpecularConfig)
+    """The Blinn-Phong highlight fit (``inverse.specular``): specular.png, roughness.png and an
+    albedo without the highlights; None: no specular separation (no maps)."""
     model: str | None = None
     """A stage-3 checkpoint (or ``HiFiAlbedo.save_pretrained`` file): the albedo comes from
     the learned HiFiAlbedo model instead of the training-free estimate; mesh, lighting
@@ -190,6 +194,11 @@ class Reconstruction:
     excluded: list[dict]
     warnings: list[str]
     timer: Timer
+    specular: np.ndarray | None = None  # (S, S) Blinn-Phong intensity (inverse.specular), or None
+    roughness: np.ndarray | None = None  # (S, S) in [0, 1] (ops.brdf.roughness_from_shininess)
+    specular_fit: dict | None = None  # the joint fit's values (report.json)
+    specular_photos: list[dict] | None = None  # per photo: each photo's own fit (lighting.json)
+    detail_normals: np.ndarray | None = None  # (N, 3) unit, head frame, per layout texel (inverse.detail_normals)
 
 
 def photo_landmarks(
@@ -300,6 +309,31 @@ def fuse_photo_results(
         learned = learned_albedo(results, models.learned(config.model), layout.size)
         timer.add("learned_model", time.perf_counter() - t)
 
+    spec = None
+    if config.specular is not None:
+        note("specular")
+        t = time.perf_counter()
+        try:
+            spec = separate_photo_specular(results, layout, config)
+            results = [replace(r, estimate=e) for r, e in zip(results, spec.estimates)]
+        except ValueError as exc:
+            warns.append(f"specular fit skipped: {exc}")
+        timer.add("specular", time.perf_counter() - t)
+
+    # Object-space mesh: the photos' head-frame meshes averaged (the shape is per person).
+    verts = np.mean([r.geometry.object_vertices for r in results], axis=0)
+    normals = vertex_normals(verts, load_face_topology().faces)
+    note("detail normals")
+    t = time.perf_counter()
+    detail = detail_normals_of(results, layout, verts, normals)
+    # The shading the detail explains leaves each photo's albedo (A = I / S(n), not I / S(n0)),
+    # so wrinkles are not counted twice: once in the albedo and once in the normals.
+    results = [
+        replace(r, estimate=replace(r.estimate, albedo=r.estimate.albedo * np.clip(f, 0.5, 2.0)))
+        for r, f in zip(results, detail.albedo_factors)
+    ]
+    timer.add("detail_normals", time.perf_counter() - t)
+
     note("fusing")
     t = time.perf_counter()
     fusion = fuse_albedos(
@@ -320,9 +354,6 @@ def fuse_photo_results(
     relit = albedo_map * ref_shading
     c_ref = layout.scatter(np.clip(ref.estimate.confidence / 0.5, 0.0, 1.0))[..., None]
     texture = c_ref * layout.scatter(ref.unwrap.colour) + (1.0 - c_ref) * relit
-    # Object-space mesh: the photos' head-frame meshes averaged (the shape is per person).
-    verts = np.mean([r.geometry.object_vertices for r in results], axis=0)
-    normals = vertex_normals(verts, load_face_topology().faces)
     timer.add("completion", time.perf_counter() - t)
 
     return Reconstruction(
@@ -338,7 +369,66 @@ def fuse_photo_results(
         excluded=excluded,
         warnings=warns,
         timer=timer,
+        detail_normals=detail.normals,
+        **_specular_outputs(spec, layout, config.specular.smooth if config.specular else 0.0),
     )
+
+
+def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: np.ndarray, normals: np.ndarray):
+    """The photos' shading detail on top of the mesh ``verts``/``normals`` (head frame):
+    ``inverse.detail_normals.DetailResult`` (per-texel normals, per-photo albedo factors)."""
+    from hifialbedo.inverse.detail_normals import DetailObservation, estimate_detail_normals, texel_tangents
+
+    topo = load_face_topology()
+    obs = [
+        DetailObservation(
+            r.unwrap.colour,
+            r.estimate.sh,
+            r.unwrap.normals,
+            texel_tangents(layout, r.geometry.camera_vertices / r.geometry.frame.scale, topo.faces, topo.uv),
+            r.estimate.confidence,
+        )
+        for r in results
+    ]
+    n0 = layout.interpolate(normals)
+    n0 /= np.maximum(np.linalg.norm(n0, axis=1, keepdims=True), 1e-8)
+    skin = layout.gather(uv_regions(layout.size)["skin"])
+    return estimate_detail_normals(layout, obs, n0, texel_tangents(layout, verts, topo.faces, topo.uv), skin)
+
+
+def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, config: ReconstructConfig):
+    """The joint Blinn-Phong fit over the photos (``inverse.specular.separate_specular``),
+    each photo's light refitted on its diffuse remainder with the same priors."""
+    regions = uv_regions(layout.size)
+    skin = layout.gather(regions["skin"])
+    photos = []
+    for r in results:
+        linear = srgb_uint8_to_linear(r.photo.pixels)
+        priors = {"scene_colour": scene_colour(linear, paste_window(r.raster, r.raster.fragments.mask)), "sclera": sclera_cue(linear, r.landmarks)}
+
+        def refit(colour: np.ndarray, r: PhotoResult = r, priors: dict = priors) -> LightingEstimate:
+            return estimate_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **priors)
+
+        photos.append(SpecularPhoto(r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, r.estimate, refit))
+    return separate_specular(photos, skin, layout.gather(region_labels(layout.size)), uv_size=layout.size, texel_index=layout.flat_index, config=config.specular)
+
+
+def _specular_outputs(spec, layout: UVLayout, smooth: float) -> dict:
+    """Reconstruction fields of a ``Separation`` (none when there is none): the UV maps are
+    the smooth regional fields over the whole square (no seam to pad)."""
+    if spec is None:
+        return {}
+    from hifialbedo.inverse.specular import regional_map
+    from hifialbedo.ops.brdf import roughness_from_shininess
+
+    intensity = regional_map(spec.fit.regional, layout.size, smooth=smooth)
+    roughness = np.full(intensity.shape, roughness_from_shininess(spec.fit.shininess), np.float32)
+    return {
+        "specular": intensity,
+        "roughness": roughness,
+        "specular_fit": spec.fit.to_dict(),
+        "specular_photos": [f.to_dict() for f in spec.per_photo],
+    }
 
 
 def learned_albedo(results: Sequence[PhotoResult], model, uv_size: int) -> np.ndarray:
@@ -495,6 +585,15 @@ def _rgba(linear_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+def _normal_png(layout: UVLayout, normals: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """Per-texel unit normals ``(N, 3)`` -> RGBA uint8 map, RGB = (n + 1) / 2, alpha = face."""
+    normal_map = layout.scatter((normals + 1.0) * 0.5, fill=0.5)
+    nm = np.empty(normal_map.shape[:2] + (4,), np.uint8)
+    nm[..., :3] = np.clip(np.round(normal_map * 255), 0, 255).astype(np.uint8)
+    nm[..., 3] = (face * 255).astype(np.uint8)
+    return nm
+
+
 def _view_images(result: PhotoResult, albedo_map: np.ndarray) -> dict[str, np.ndarray]:
     """albedo / shading / render of one photo, RGBA at the photo's original size."""
     view = shade_view(result.geometry, result.raster, albedo_map, result.estimate.sh)
@@ -562,15 +661,19 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
         write_png(tmp / "confidence.png", np.clip(np.round(rec.confidence * 255), 0, 255).astype(np.uint8))
         n = layout.interpolate(rec.object_normals)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
-        normal_map = layout.scatter((n + 1.0) * 0.5, fill=0.5)
-        nm = np.empty(normal_map.shape[:2] + (4,), np.uint8)
-        nm[..., :3] = np.clip(np.round(normal_map * 255), 0, 255).astype(np.uint8)
-        nm[..., 3] = (face * 255).astype(np.uint8)
-        write_png(tmp / "normal.png", nm)
+        write_png(tmp / "normal_coarse.png", _normal_png(layout, n, face))
+        if rec.detail_normals is not None:
+            n = rec.detail_normals
+        write_png(tmp / "normal.png", _normal_png(layout, n, face))
         write_obj(tmp / "mesh.obj", rec.object_vertices, rec.object_normals, topo.uv, topo.faces, "albedo.png")
         # glTF wants a tangent-space normal map: converted from the float object-space one.
         object_normal_map = layout.scatter(n, fill=0.0)
-        write_face_glb(tmp / "face.glb", rec.object_vertices, rec.object_normals, albedo_rgba, object_normal_map=object_normal_map, roughness=SKIN_ROUGHNESS)
+        roughness = SKIN_ROUGHNESS if rec.roughness is None else rec.roughness
+        write_face_glb(tmp / "face.glb", rec.object_vertices, rec.object_normals, albedo_rgba, object_normal_map=object_normal_map, roughness=roughness)
+        if rec.specular is not None and rec.roughness is not None:
+            # 8-bit grey, linear: value / 255 = intensity (clipped to SPECULAR_MAX = 1) and roughness.
+            write_png(tmp / "specular.png", np.clip(np.round(rec.specular * 255), 0, 255).astype(np.uint8))
+            write_png(tmp / "roughness.png", np.clip(np.round(rec.roughness * 255), 0, 255).astype(np.uint8))
         rec.timer.add("write", time.perf_counter() - t)
         for r in rec.results:
             t = time.perf_counter()
@@ -594,8 +697,9 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
                     "dominant_direction": sh_ops.dominant_direction(r.estimate.sh).tolist(),
                     "fusion_gain": g.tolist(),
                     "fusion_weight": float(wt),
+                    **({"specular": rec.specular_photos[i]} if rec.specular_photos else {}),
                 }
-                for r, g, wt in zip(rec.results, rec.fusion_gains, rec.fusion_weights)
+                for i, (r, g, wt) in enumerate(zip(rec.results, rec.fusion_gains, rec.fusion_weights))
             ],
         }
         write_json(tmp / "lighting.json", lighting)
@@ -620,6 +724,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, *, overwrite: bool = False
             "excluded": rec.excluded,
             "uv_size": layout.size,
             "warnings": rec.warnings,
+            **({"specular": rec.specular_fit} if rec.specular_fit else {}),
             **(extra_report or {}),
         }
         rec.timer.add("write", time.perf_counter() - t)

@@ -59,12 +59,16 @@ class RelightConfig:
     """Number of turntable frames (yaw from -TURNTABLE_DEGREES to +TURNTABLE_DEGREES); None: none."""
     over_photo: bool = False
     """Also render in the first photo's camera and composite over it."""
-    specular: float = 0.0
-    """Blinn-Phong intensity when the folder has no specular.png (0: diffuse only)."""
-    shininess: float = 32.0
-    """Blinn-Phong exponent when the folder has no roughness.png."""
+    specular: float | None = None
+    """Blinn-Phong intensity for every texel; None: the folder's specular.png, else 0 (diffuse only)."""
+    shininess: float | None = None
+    """Blinn-Phong exponent for every texel; None: from the folder's roughness.png, else 32."""
     feather_px: float = 3.0
     """Over the photo, the face's alpha rises from 0 at the mesh outline to 1 this far inside."""
+
+
+DEFAULT_SHININESS = 32.0
+"""Blinn-Phong exponent when neither ``--shininess`` nor roughness.png gives one."""
 
 
 def light_from_sh(sh: np.ndarray, source: str) -> Light:
@@ -107,9 +111,9 @@ def check_config(config: RelightConfig) -> None:
         raise ValueError(f"--size must be between 16 and 4096, got {config.size}")
     if config.turntable is not None and not 1 <= config.turntable <= 3600:
         raise ValueError(f"--turntable must be between 1 and 3600, got {config.turntable}")
-    if not (math.isfinite(config.specular) and config.specular >= 0):
+    if config.specular is not None and not (math.isfinite(config.specular) and config.specular >= 0):
         raise ValueError(f"--specular must be a finite value >= 0, got {config.specular}")
-    if not (math.isfinite(config.shininess) and config.shininess > 0):
+    if config.shininess is not None and not (math.isfinite(config.shininess) and config.shininess > 0):
         raise ValueError(f"--shininess must be a finite value > 0, got {config.shininess}")
     if not (math.isfinite(config.feather_px) and config.feather_px >= 0):
         raise ValueError(f"feather_px must be >= 0, got {config.feather_px}")
@@ -122,11 +126,17 @@ def turntable_yaws(n: int) -> np.ndarray:
 
 
 def specular_for(files: ReconstructionFiles, light: Light, config: RelightConfig) -> Specular | None:
-    """The Blinn-Phong lobe: per texel from specular.png / roughness.png when the folder has
-    them, else ``config.specular`` / ``config.shininess``; None when there is none."""
-    intensity = files.specular if files.specular is not None else config.specular
-    shininess = shininess_from_roughness(files.roughness).astype(np.float32) if files.roughness is not None else config.shininess
-    if files.specular is None and config.specular == 0.0:
+    """The Blinn-Phong lobe: ``config.specular`` / ``config.shininess`` when given (they override
+    the maps), else per texel from the folder's specular.png / roughness.png, else intensity 0
+    and shininess 32; None when the intensity is 0 everywhere (diffuse only)."""
+    intensity = config.specular if config.specular is not None else files.specular if files.specular is not None else 0.0
+    if config.shininess is not None:
+        shininess = config.shininess
+    elif files.roughness is not None:
+        shininess = shininess_from_roughness(files.roughness).astype(np.float32)
+    else:
+        shininess = DEFAULT_SHININESS
+    if not np.any(np.asarray(intensity) > 0):
         return None
     return Specular(light.direction, light.colour, intensity, shininess)
 
@@ -231,10 +241,12 @@ def relight(
             spec_info = {
                 "direction": light.direction.tolist(),
                 "colour_linear_rgb": light.colour.tolist(),
-                "intensity": "specular.png" if files.specular is not None else config.specular,
-                "shininess": "roughness.png (shininess = 2 / roughness^4 - 2)"
+                "intensity": config.specular if config.specular is not None else "specular.png",
+                "shininess": config.shininess
+                if config.shininess is not None
+                else "roughness.png (shininess = 2 / roughness^4 - 2)"
                 if files.roughness is not None
-                else config.shininess,
+                else DEFAULT_SHININESS,
             }
         write_json(
             tmp / "light.json",

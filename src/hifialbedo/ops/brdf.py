@@ -76,3 +76,15 @@ def shininess_from_roughness(roughness):
     """
     r = np.clip(np.asarray(roughness, dtype=np.float64), 1e-3, 1.0)
     return np.minimum(2.0 / r**4 - 2.0, MAX_SHININESS)
+
+
+def roughness_from_shininess(shininess):
+    """Perceptual roughness of a Blinn-Phong shininess >= 0: (2 / (shininess + 2)) ** 0.25,
+    the inverse of ``shininess_from_roughness`` (alpha = roughness ** 2 = sqrt(2 / (s + 2)));
+    shininess 0 gives 1, and the result is at least ``shininess_from_roughness``'s floor.
+
+    >>> float(roughness_from_shininess(np.array(30.0)))
+    0.5
+    """
+    s = np.clip(np.asarray(shininess, dtype=np.float64), 0.0, MAX_SHININESS)
+    return (2.0 / (s + 2.0)) ** 0.25

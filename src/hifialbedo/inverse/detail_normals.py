@@ -1,0 +1,308 @@
+"""Detail normals: shape from shading on top of the coarse mesh normals.
+
+Model (per photo k, linear RGB, Lambertian, SH light ``L_k`` ``(9, 3)`` in its camera frame,
+``ops.sh``): I = A * S_k(n). The coarse estimate divides the photo by the shading of the
+mesh normal n0, so the albedo estimate A0 = I / S_k(n0) also holds every shading change
+the mesh is too coarse to carry (wrinkles, folds, pores). The detail is a *height field*
+h over the UV layout (head units, along n0): the detailed normal is
+
+    n = normalize(n0 - grad_s h),   grad_s h = [T_u T_v] G^-1 (dh/du, dh/dv),
+
+with T_u, T_v the surface tangents dP/du, dP/dv per texel and G their Gram matrix. To
+first order in the tilt, log S(n) - log S(n0) = grad S(n0) . (-grad_s h) / S(n0): a
+linear map of the height's UV gradient. The observation is the *high-pass* of the
+luminance log ratio y = log lum(I) - log lum(S(n0)) (= log lum(A0) up to a constant):
+the albedo is assumed to carry no high-frequency luminance on skin, the geometry no
+low-frequency detail (the mesh owns it), so only the band above ``highpass_sigma`` moves
+into the normals and the albedo keeps its colour and its low frequencies.
+
+h minimises, over all photos together (different lights constrain different tangent
+directions; their data terms simply add),
+
+    sum_k sum_texels w_k (a_k . grad h - b_k)^2 + tilt_weight |grad h|^2 + (tilt_weight / sigma^2) h^2
+
+with w_k = confidence x skin x a Cauchy weight on b_k (strong, sharp changes such as
+eyebrows, glasses frames or lip edges are albedo, not small-angle shading). The last
+term keeps h high-pass too (it decays over ``highpass_sigma``); the tilt term keeps n
+close to n0. One sparse SPD solve (conjugate gradients) per Gauss-Newton step; the
+light and A are fixed. The solve runs on a grid of at most ``solve_size`` texels (a photo
+rarely resolves more) and h is upsampled. Texels without trusted data (mirrored or
+inpainted, hidden, not skin) get h from their neighbours through the smoothness term,
+and the tilt is faded out by confidence, so they keep the coarse normal.
+
+Consistency with the albedo: ``albedo_factor`` = S_k(n0) / S_k(n) per photo; multiplying
+A0 by it gives A = I / S_k(n), so the detail explained by the normals leaves the albedo
+(it is not in both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import cg
+
+from hifialbedo.ops.colour import LUMA_WEIGHTS
+from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_basis
+
+
+@dataclass(frozen=True)
+class DetailConfig:
+    """How the detail normals are estimated."""
+
+    highpass_sigma: float = 1.0 / 24.0
+    """Scale (UV units, Gaussian sigma) above which shading belongs to the mesh and the albedo."""
+    fine_sigma: float = 1.0 / 256.0
+    """Scale (UV units) below which luminance changes are left to the albedo (pixel noise,
+    fine albedo texture): the band between this and ``highpass_sigma`` becomes geometry."""
+    tilt_weight: float = 0.01
+    """Weight of |grad h|^2 (small tilts), relative to the mean data weight."""
+    robust_sigmas: float = 3.0
+    """Cauchy width of the data weight, in robust sigmas of the high-passed log ratio."""
+    min_robust_width: float = 0.15
+    """Floor of that Cauchy width (log ratio): a clean photo must not reject its own detail."""
+    solve_size: int = 256
+    """Largest grid side the height field is solved on."""
+    iterations: int = 1
+    """Gauss-Newton steps."""
+    min_confidence: float = 0.3
+    """Texels below this unwrap confidence carry no data."""
+
+
+@dataclass(frozen=True)
+class DetailObservation:
+    """One photo on the texels ``(N, ...)`` of a UV layout (camera frame of that photo)."""
+
+    colour: np.ndarray  # (N, 3) linear RGB of the photo
+    sh: np.ndarray  # (9, 3) SH radiance coefficients, linear RGB
+    normals: np.ndarray  # (N, 3) unit coarse normals, camera frame
+    tangents: np.ndarray  # (N, 2, 3) dP/du, dP/dv per texel (head units per texel), camera frame
+    confidence: np.ndarray  # (N,) in [0, 1]
+
+
+@dataclass(frozen=True)
+class DetailResult:
+    normals: np.ndarray  # (N, 3) unit detailed normals, head frame
+    height: np.ndarray  # (N,) head units, along the coarse normal
+    albedo_factors: np.ndarray  # (K, N, 3): S_k(n0) / S_k(n) per photo
+    shading: np.ndarray  # (K, N, 3): S_k(n), the detailed shading per photo
+
+
+def texel_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """``(N, 2, 3)`` dP/du and dP/dv (per texel step, v down) of each texel's triangle.
+
+    ``vertices`` ``(V, 3)`` in any frame, ``uv`` ``(V, 2)`` in [0, 1] (v down), ``layout`` a
+    ``render.unwrap.UVLayout``."""
+    p = np.asarray(vertices, np.float64)[faces]
+    st = np.asarray(uv, np.float64)[faces] * layout.size
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    d1, d2 = st[:, 1] - st[:, 0], st[:, 2] - st[:, 0]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    inv = np.where(np.abs(det) > 1e-12, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
+    dp_du = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv
+    dp_dv = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv
+    face_of_texel = layout.fragments.face_index[layout.rows, layout.cols]
+    return np.stack([dp_du[face_of_texel], dp_dv[face_of_texel]], axis=1).astype(np.float32)
+
+
+def shading_gradient(normals: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """d S / d n ``(N, 3)`` of the SH shading ``S(n) = shading_basis(n) @ coefficients`` for
+    one channel's coefficients ``(9,)`` (the polynomial's gradient in R^3)."""
+    c = SHADING_FACTORS * np.asarray(coefficients, np.float64)
+    _, c1, c2, c3, c4 = SH_CONSTANTS
+    x, y, z = normals[:, 0], normals[:, 1], normals[:, 2]
+    gx = c1 * c[3] + c2 * (c[4] * y + c[7] * z) + 2 * c4 * c[8] * x
+    gy = c1 * c[1] + c2 * (c[4] * x + c[5] * z) - 2 * c4 * c[8] * y
+    gz = c1 * c[2] + c2 * (c[5] * y + c[7] * x) + 6 * c3 * c[6] * z
+    return np.stack([gx, gy, gz], axis=1).astype(np.float32)
+
+
+def _blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised (weighted) Gaussian blur of a map ``(S, S)``."""
+    num = cv2.GaussianBlur(values * weights, (0, 0), sigma)
+    den = cv2.GaussianBlur(weights, (0, 0), sigma)
+    return num / np.maximum(den, 1e-6)
+
+
+def _differences(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    """Forward differences along u (columns) and v (rows) over the texels of ``mask``:
+    ``(n, n)`` each, a row zero where the neighbour is outside; and the texel indices."""
+    size = mask.shape[0]
+    flat = np.flatnonzero(mask)
+    index = np.full(mask.size, -1, np.int64)
+    index[flat] = np.arange(flat.size)
+    rows, cols = np.divmod(flat, size)
+    mats = []
+    for dr, dc in ((0, 1), (1, 0)):
+        r2, c2 = rows + dr, cols + dc
+        ok = (r2 < size) & (c2 < size)
+        nb = np.full(flat.size, -1, np.int64)
+        nb[ok] = index[r2[ok] * size + c2[ok]]
+        has = np.flatnonzero(nb >= 0)
+        i = np.concatenate([has, has])
+        j = np.concatenate([nb[has], has])
+        v = np.concatenate([np.ones(has.size), -np.ones(has.size)])
+        mats.append(sparse.csr_matrix((v, (i, j)), shape=(flat.size, flat.size)))
+    return mats[0], mats[1], flat
+
+
+def _tilt(height_map: np.ndarray, tangents: np.ndarray, layout) -> np.ndarray:
+    """-grad_s h ``(N, 3)`` at the layout's texels (central differences of a map ``(S, S)``)."""
+    h_v, h_u = np.gradient(height_map)
+    g = np.stack([h_u[layout.rows, layout.cols], h_v[layout.rows, layout.cols]], axis=1).astype(np.float32)
+    return -np.einsum("nk,nkc->nc", _gram_solve(tangents, g), tangents)
+
+
+def _gram_solve(tangents: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """G^-1 g per texel for the tangents' Gram matrix G ``(N, 2, 2)``."""
+    tu, tv = tangents[:, 0], tangents[:, 1]
+    a, b, d = (tu * tu).sum(1), (tu * tv).sum(1), (tv * tv).sum(1)
+    det = np.maximum(a * d - b * b, 1e-20)
+    return np.stack([(d * g[:, 0] - b * g[:, 1]) / det, (a * g[:, 1] - b * g[:, 0]) / det], axis=1)
+
+
+def estimate_detail_normals(
+    layout,
+    observations: Sequence[DetailObservation],
+    object_normals: np.ndarray,
+    object_tangents: np.ndarray,
+    skin: np.ndarray,
+    *,
+    config: DetailConfig = DetailConfig(),
+) -> DetailResult:
+    """Detailed head-frame normals from one or more photos (see the module docstring).
+
+    ``object_normals`` ``(N, 3)`` unit coarse normals and ``object_tangents`` ``(N, 2, 3)``
+    (``texel_tangents``) in the head frame; ``skin`` ``(N,)`` bool or weight in [0, 1]: where
+    high-frequency luminance is trusted to be shading. Photos' tangents must be in the same
+    units (head units) so that one height field serves all.
+    """
+    if not observations:
+        raise ValueError("no observations")
+    size = layout.size
+    n_tex = layout.n_texels
+    luma = LUMA_WEIGHTS.astype(np.float32)
+    skin_w = cv2.GaussianBlur(layout.scatter(np.asarray(skin, np.float32)), (0, 0), max(size / 256, 0.5))
+    face = layout.mask.astype(np.float32)
+    sigma_hp = config.highpass_sigma * size
+
+    # Per photo, on the full grid: observation b, data weight w, linear map a = (a_u, a_v).
+    obs_maps, trust = [], np.zeros(n_tex, np.float32)
+    for ob in observations:
+        n0 = ob.normals.astype(np.float32)
+        coef = ob.sh.astype(np.float64) @ LUMA_WEIGHTS
+        s0 = np.maximum(shading_basis(n0) @ coef.astype(np.float32), 1e-4)
+        lum = np.maximum(ob.colour.astype(np.float32) @ luma, 1e-4)
+        conf = np.where(ob.confidence >= config.min_confidence, ob.confidence, 0.0).astype(np.float32)
+        trust = np.maximum(trust, conf)
+        # Band-pass on a grid of at most solve_size (the wide blur is the costly part).
+        small = min(size, config.solve_size)
+        k = small / size
+        y = _resize(layout.scatter(np.log(lum) - np.log(s0)), small)
+        wmap = _resize(layout.scatter(conf) * skin_w, small)
+        floor = 1e-3 * _resize(face, small)
+        band = _blur(y, wmap + floor, config.fine_sigma * small) - _blur(y, wmap + floor, sigma_hp * k)
+        b = layout.gather(_resize(band, size))
+        w = layout.gather(_resize(wmap, size))
+        sel = w > 0.1
+        if sel.sum() < 50:
+            continue
+        spread = 1.4826 * np.median(np.abs(b[sel] - np.median(b[sel]))) + 1e-4
+        width = max(config.robust_sigmas * spread, config.min_robust_width)
+        w = w / (1.0 + (b / width) ** 2)
+        obs_maps.append((ob, coef, s0, b, w))
+
+    result_height = np.zeros((size, size), np.float32)
+    if obs_maps:
+        result_height = _solve_height(layout, obs_maps, face, sigma_hp, config)
+
+    # Output at full resolution from the (upsampled) height field.
+    fade = np.clip(trust / 0.5, 0.0, 1.0)[:, None]
+    tilt_obj = _tilt(result_height, object_tangents, layout) * fade
+    normals = object_normals + tilt_obj
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-8)
+    factors, shadings = [], []
+    for ob in observations:
+        nk = ob.normals + _tilt(result_height, ob.tangents, layout) * fade
+        nk /= np.maximum(np.linalg.norm(nk, axis=1, keepdims=True), 1e-8)
+        b0 = shading_basis(ob.normals.astype(np.float32)) @ ob.sh.astype(np.float32)
+        b1 = shading_basis(nk.astype(np.float32)) @ ob.sh.astype(np.float32)
+        factors.append(np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4))
+        shadings.append(b1)
+    return DetailResult(
+        normals=normals.astype(np.float32),
+        height=layout.gather(result_height),
+        albedo_factors=np.stack(factors).astype(np.float32),
+        shading=np.stack(shadings).astype(np.float32),
+    )
+
+
+def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: DetailConfig) -> np.ndarray:
+    """The height map ``(S, S)`` (head units), solved on a grid of at most ``solve_size``."""
+    size = layout.size
+    small = min(size, config.solve_size)
+    step = size / small  # fine texels per solve texel
+
+    def down(values: np.ndarray) -> np.ndarray:
+        m = layout.scatter(values)
+        return m if small == size else cv2.resize(m, (small, small), interpolation=cv2.INTER_AREA)
+
+    face_s = face if small == size else cv2.resize(face, (small, small), interpolation=cv2.INTER_AREA)
+    mask = face_s > 0.5
+    du, dv, flat = _differences(mask)
+    n = flat.size
+    # Unknown x = h / ell (ell: median tangent length per solve texel) keeps the system O(1).
+    tangents0 = obs_maps[0][0].tangents
+    ell = float(np.median(np.linalg.norm(tangents0, axis=2))) * step
+    x = np.zeros(n)
+    for _ in range(max(config.iterations, 1)):
+        h_full = _upsample(x, flat, small, size) * ell if x.any() else None
+        lhs = sparse.csr_matrix((n, n))
+        rhs = np.zeros(n)
+        data_scale = []
+        terms = []
+        for ob, coef, s0, b, w in obs_maps:
+            if h_full is None:
+                nk, sk = ob.normals, s0
+            else:
+                nk = ob.normals + _tilt(h_full, ob.tangents, layout)
+                nk /= np.maximum(np.linalg.norm(nk, axis=1, keepdims=True), 1e-8)
+                sk = np.maximum(shading_basis(nk.astype(np.float32)) @ coef.astype(np.float32), 1e-4)
+            grad = shading_gradient(nk, coef)
+            q = np.einsum("nc,nkc->nk", grad, ob.tangents)  # dS along u, v per fine texel
+            a = -_gram_solve(ob.tangents, q) / sk[:, None]  # d log S / d (grad h), per head unit
+            # Residual after the current height, re-linearised at n_k (Gauss-Newton).
+            resid = b - (np.log(sk) - np.log(s0))
+            a_s = np.stack([down(a[:, 0]), down(a[:, 1])], axis=-1).reshape(-1, 2)[flat] * ell
+            w_s = down(w).reshape(-1)[flat]
+            r_s = down(resid).reshape(-1)[flat]
+            terms.append((a_s, w_s, r_s))
+            data_scale.append(float(np.sum(w_s * (a_s**2).sum(1)) / max(np.sum(w_s > 0.1), 1)))
+        for a_s, w_s, r_s in terms:
+            m = sparse.diags(a_s[:, 0]) @ du + sparse.diags(a_s[:, 1]) @ dv
+            mw = m.T @ sparse.diags(w_s)
+            lhs = lhs + mw @ m
+            rhs += mw @ (r_s + m @ x)  # solve for the new x, not the step
+        lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
+        mu = lam / (sigma_hp / step) ** 2
+        lhs = (lhs + lam * (du.T @ du + dv.T @ dv) + mu * sparse.identity(n)).tocsr()
+        precond = sparse.diags(1.0 / np.maximum(lhs.diagonal(), 1e-12))
+        x, _ = cg(lhs, rhs, x0=x, rtol=1e-4, maxiter=150, M=precond)
+    return (_upsample(x, flat, small, size) * ell).astype(np.float32)
+
+
+def _resize(grid: np.ndarray, side: int) -> np.ndarray:
+    if grid.shape[0] == side:
+        return grid
+    interp = cv2.INTER_AREA if side < grid.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(grid, (side, side), interpolation=interp)
+
+
+def _upsample(x: np.ndarray, flat: np.ndarray, small: int, size: int) -> np.ndarray:
+    grid = np.zeros(small * small, np.float32)
+    grid[flat] = x
+    grid = grid.reshape(small, small)
+    return grid if small == size else cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
