@@ -12,7 +12,7 @@ import pytest
 
 from hifialbedo.cli import main
 from hifialbedo.io.errors import InputError
-from hifialbedo.io.light import read_envmap, write_hdr
+from hifialbedo.io.light import read_envmap, write_exr, write_hdr
 from hifialbedo.io.reconstruction import read_reconstruction
 from hifialbedo.ops.brdf import blinn_phong, shininess_from_roughness
 from hifialbedo.ops.colour import srgb_to_linear
@@ -73,13 +73,27 @@ def test_blinn_phong_at_known_angles():
     assert shininess_from_roughness(np.array(0.5)) == pytest.approx(30.0)
 
 
-def test_sh_of_a_constant_environment_shades_uniformly(tmp_path):
-    """A constant map of radiance r (written as .hdr and read back) shades every normal by r."""
-    path = tmp_path / "const.hdr"
-    write_hdr(path, np.full((32, 64, 3), [1.0, 0.5, 2.0]))  # exact in RGBE
+@pytest.mark.parametrize("suffix", [".hdr", ".exr"])
+def test_sh_of_a_constant_environment_shades_uniformly(tmp_path, suffix):
+    """A constant map of radiance r (written as .hdr or .exr and read back) shades every normal by r."""
+    path = tmp_path / f"const{suffix}"
+    (write_hdr if suffix == ".hdr" else write_exr)(path, np.full((32, 64, 3), [1.0, 0.5, 2.0]))  # exact in RGBE / float
     light = load_light(envmap=path)
     np.testing.assert_allclose(sh_shading(NORMALS, light.sh), np.broadcast_to([1.0, 0.5, 2.0], NORMALS.shape), atol=1e-5)
     np.testing.assert_allclose(light.sh, uniform_light([1.0, 0.5, 2.0]), atol=1e-5)
+
+
+def test_exr_channels_are_read_in_rgb_order(tmp_path):
+    """Separate R, G, B channels (as most tools write them) and an interleaved RGB group read alike."""
+    import OpenEXR
+
+    rgb = np.random.default_rng(1).uniform(0.0, 8.0, (16, 32, 3)).astype(np.float32)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {c: np.ascontiguousarray(rgb[..., i]) for i, c in enumerate("RGB")}) as exr:
+        exr.write(str(tmp_path / "planes.exr"))
+    write_exr(tmp_path / "group.exr", rgb)
+    np.testing.assert_array_equal(read_envmap(tmp_path / "planes.exr"), rgb)
+    np.testing.assert_array_equal(read_envmap(tmp_path / "group.exr"), rgb)
 
 
 def test_sh_of_a_bright_patch_is_a_clamped_cosine():

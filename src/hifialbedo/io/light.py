@@ -67,8 +67,9 @@ def read_envmap(path: str | Path) -> np.ndarray:
 
     ``.hdr`` (Radiance) and ``.exr`` are linear; ``.png`` / ``.jpg`` are sRGB (8 or 16 bit)
     and are decoded to linear in [0, 1]. The map must be about twice as wide as high
-    (within 10%) and hold finite, non-negative values. EXR needs an OpenCV built with
-    OpenEXR (and ``OPENCV_IO_ENABLE_OPENEXR=1``, set here before reading).
+    (within 10%) and hold finite, non-negative values. EXR is read with the ``OpenEXR``
+    package (the reference library's bindings; this OpenCV has no EXR codec): channels R, G,
+    B (or Y, grey), any pixel type.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -77,17 +78,14 @@ def read_envmap(path: str | Path) -> np.ndarray:
     if suffix not in ENVMAP_SUFFIXES:
         raise InputError(path, f"unsupported environment map type {suffix or '(none)'}; use one of {', '.join(ENVMAP_SUFFIXES)}")
     if suffix == ".exr":
-        import os
-
-        os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        image = None
-    if image is None:
-        if suffix == ".exr":
-            raise InputError(path, "cannot read OpenEXR: this OpenCV build has no EXR codec (convert the map to .hdr)")
-        raise InputError(path, f"cannot decode the {suffix} environment map (not an image, or corrupt)")
+        image = _read_exr_bgr(path)
+    else:
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            image = None
+        if image is None:
+            raise InputError(path, f"cannot decode the {suffix} environment map (not an image, or corrupt)")
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -109,6 +107,39 @@ def read_envmap(path: str | Path) -> np.ndarray:
     if (env < 0).any():
         raise InputError(path, "environment map contains negative radiance")
     return env
+
+
+def _read_exr_bgr(path: Path) -> np.ndarray:
+    """An OpenEXR image as ``(H, W, 3)`` float32 in OpenCV's BGR order; InputError naming the file."""
+    import OpenEXR
+
+    planes: dict[str, np.ndarray] = {}
+    try:
+        with OpenEXR.File(str(path)) as exr:  # the channels' pixels live only while the file is open
+            names = sorted(exr.channels())
+            for name, channel in exr.channels().items():
+                pixels = np.array(channel.pixels, dtype=np.float32)
+                if pixels.ndim == 3:  # an interleaved group such as "RGB" or "RGBA"
+                    planes.update({c: pixels[..., i] for i, c in enumerate(name) if i < pixels.shape[2]})
+                else:
+                    planes[name.split(".")[-1]] = pixels
+    except (RuntimeError, ValueError, OSError, TypeError) as exc:
+        raise InputError(path, f"cannot read OpenEXR ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if all(c in planes for c in "RGB"):
+        return np.stack([planes["B"], planes["G"], planes["R"]], axis=-1)
+    if "Y" in planes:
+        return np.repeat(planes["Y"][..., None], 3, axis=2)
+    raise InputError(path, f"OpenEXR file has no R, G, B (or Y) channels: {names}")
+
+
+def write_exr(path: Path, linear_rgb: np.ndarray) -> None:
+    """Write ``(H, W, 3)`` linear RGB as a float32 OpenEXR file (negative values kept)."""
+    import OpenEXR
+
+    rgb = np.ascontiguousarray(np.asarray(linear_rgb, dtype=np.float32))
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"RGB": rgb}) as exr:
+        exr.write(str(path))
 
 
 def write_hdr(path: Path, linear_rgb: np.ndarray) -> None:
