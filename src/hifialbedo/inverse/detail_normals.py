@@ -290,7 +290,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         mu = lam / (sigma_hp / step) ** 2
         lhs = (lhs + lam * (du.T @ du + dv.T @ dv) + mu * sparse.identity(n)).tocsr()
         precond = sparse.diags(1.0 / np.maximum(lhs.diagonal(), 1e-12))
-        x, _ = cg(lhs, rhs, x0=x, rtol=1e-4, maxiter=150, M=precond)
+        x, _ = cg(lhs, rhs, x0=x, rtol=1e-3, maxiter=150, M=precond)
     return (_upsample(x, flat, small, size) * ell).astype(np.float32)
 
 
