@@ -1,6 +1,6 @@
 """Per-stage time and peak memory of `reconstruct` for 1, 3 and 6 photos (512x512 each).
 
-Usage: python benchmarks/bench_reconstruct.py [--uv-size 1024] [--repeats 3]
+Usage: python benchmarks/bench_reconstruct.py [--uv-size 1024] [--repeats 3] [--no-reflectance]
 
 Imports and models (landmark detector, identity network, the UV layout of the chosen
 size) are loaded before timing; each run then reads the photos, computes and writes all
@@ -44,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--uv-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-reflectance", action="store_true", help="as reconstruct --no-reflectance: no specular fit, no detail normals")
     args = ap.parse_args()
 
     from hifialbedo.pipeline import Models, ReconstructConfig, reconstruct
@@ -57,7 +58,7 @@ def main() -> None:
     uv_layout(args.uv_size)
     uv_regions(args.uv_size)
     print(f"load (imports excluded): detector + identity + UV layout {args.uv_size}: {time.perf_counter() - t:.2f} s")
-    config = ReconstructConfig(uv_size=args.uv_size)
+    config = ReconstructConfig(uv_size=args.uv_size, **({"specular": None, "detail_normals": False} if args.no_reflectance else {}))
     work = Path(tempfile.mkdtemp(prefix="hifialbedo-bench-"))
     try:
         photos = make_photos(work, 6)

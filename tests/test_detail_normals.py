@@ -95,3 +95,33 @@ def test_reconstruct_writes_detailed_and_coarse_normal_maps(grace, tmp_path, mod
     assert np.median(n[:, 2]) > 0.5  # +z out of the face
     assert np.array_equal(detail[..., 3], coarse[..., 3])
     assert cv2.absdiff(detail, coarse)[..., :3].max() > 0
+
+
+def test_no_reflectance_skips_specular_and_detail(grace, tmp_path):
+    """``reconstruct --no-reflectance``: normal.png is the mesh's normals, no specular maps."""
+    from hifialbedo.cli import main
+
+    image, lm = grace
+    photo, lm_file = write_case(tmp_path, "known", render_known_face(image, lm, known_albedo(128), LIGHT), lm)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(photo),
+                "--landmarks",
+                str(lm_file),
+                "-o",
+                str(out),
+                "--uv-size",
+                "128",
+                "--no-reflectance",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    detail, coarse = (cv2.imread(str(out / f), cv2.IMREAD_UNCHANGED) for f in ("normal.png", "normal_coarse.png"))
+    assert np.array_equal(detail, coarse)
+    assert not (out / "specular.png").exists() and not (out / "roughness.png").exists()
+    assert (out / "face.glb").exists()

@@ -12,7 +12,9 @@ from hifialbedo import __version__
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hifialbedo", description="De-lit facial albedo, lighting and a textured mesh from photos.")
+    parser = argparse.ArgumentParser(
+        prog="hifialbedo", description="De-lit facial albedo, lighting and a textured mesh from photos."
+    )
     parser.add_argument("--version", action="version", version=f"hifialbedo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("reconstruct", help="photos of one person -> UV albedo, lighting, mesh (training-free, CPU)")
@@ -20,34 +22,103 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", type=Path, required=True, help="output folder (written atomically)")
     rec.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels (default 1024)")
     rec.add_argument("--face-index", type=int, default=None, help="which face when a photo has several (0 = largest)")
-    rec.add_argument("--landmarks", type=Path, action="append", help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection")
+    rec.add_argument(
+        "--landmarks",
+        type=Path,
+        action="append",
+        help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection",
+    )
     rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     rec.add_argument("--no-identity-check", action="store_true", help="keep every photo even if a face looks like someone else")
-    rec.add_argument("--model", type=Path, default=None, help="a HiFiAlbedo stage-3 checkpoint: take the albedo from the learned model")
+    rec.add_argument(
+        "--no-reflectance",
+        action="store_true",
+        help="skip the specular fit and the detail normals (about 3x faster at --uv-size 1024; no specular.png/roughness.png, normal.png = mesh normals)",
+    )
+    rec.add_argument(
+        "--model", type=Path, default=None, help="a HiFiAlbedo stage-3 checkpoint: take the albedo from the learned model"
+    )
     rec.add_argument("--quiet", action="store_true", help="no progress display")
 
-    rel = sub.add_parser("relight", help="render a reconstruct output under new light: front view, turntable, over the photo; the estimated lights as maps")
+    rel = sub.add_parser(
+        "relight",
+        help="render a reconstruct output under new light: front view, turntable, over the photo; the estimated lights as maps",
+    )
     rel.add_argument("reconstruction", type=Path, metavar="OUT_DIR", help="an output folder of hifialbedo reconstruct")
     rel.add_argument("-o", "--output", type=Path, required=True, help="folder for the renders (written atomically)")
     light = rel.add_mutually_exclusive_group()
-    light.add_argument("--sh", type=Path, default=None, metavar="FILE.json", help="SH light: a 9x3 list (linear-RGB radiance, hifialbedo's basis) or a lighting.json")
-    light.add_argument("--light-dir", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"), help="a distant light toward (X, Y, Z), camera frame: x right, y up, z toward the camera")
-    light.add_argument("--envmap", type=Path, default=None, metavar="FILE", help="equirectangular environment map (.hdr, .exr linear; .png, .jpg sRGB)")
-    rel.add_argument("--light-colour", type=float, nargs=3, default=None, metavar=("R", "G", "B"), help="with --light-dir: linear-RGB irradiance (default 1 1 1)")
+    light.add_argument(
+        "--sh",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="SH light: a 9x3 list (linear-RGB radiance, hifialbedo's basis) or a lighting.json",
+    )
+    light.add_argument(
+        "--light-dir",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help="a distant light toward (X, Y, Z), camera frame: x right, y up, z toward the camera",
+    )
+    light.add_argument(
+        "--envmap",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="equirectangular environment map (.hdr, .exr linear; .png, .jpg sRGB)",
+    )
+    rel.add_argument(
+        "--light-colour",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("R", "G", "B"),
+        help="with --light-dir: linear-RGB irradiance (default 1 1 1)",
+    )
     rel.add_argument("--ambient", type=float, default=None, help="with --light-dir: uniform ambient radiance (default 0.2)")
-    rel.add_argument("--turntable", type=int, default=None, metavar="N", help="also write N frames turning the head from -60 to +60 degrees of yaw")
+    rel.add_argument(
+        "--turntable",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also write N frames turning the head from -60 to +60 degrees of yaw",
+    )
     rel.add_argument("--size", type=int, default=512, help="side of the front view and turntable frames in pixels (default 512)")
     rel.add_argument("--over-photo", action="store_true", help="also render in the first photo's camera and composite over it")
     rel.add_argument(
-        "--specular", type=float, default=None, metavar="K", help="Blinn-Phong intensity everywhere (default: OUT_DIR's specular.png, else 0: diffuse only)"
+        "--specular",
+        type=float,
+        default=None,
+        metavar="K",
+        help="Blinn-Phong intensity everywhere (default: OUT_DIR's specular.png, else 0: diffuse only)",
     )
-    rel.add_argument("--shininess", type=float, default=None, metavar="S", help="Blinn-Phong exponent everywhere (default: from OUT_DIR's roughness.png, else 32)")
+    rel.add_argument(
+        "--shininess",
+        type=float,
+        default=None,
+        metavar="S",
+        help="Blinn-Phong exponent everywhere (default: from OUT_DIR's roughness.png, else 32)",
+    )
     rel.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
-    ben = sub.add_parser("benchmark", help="measure methods on relit real faces with ground truth (FAIR protocol, PSNR/SSIM/LPIPS, k-photo curve)")
-    ben.add_argument("-o", "--output", type=Path, required=True, help="output folder: results.md, results.json, cases.csv, per_type.png, examples.png")
-    ben.add_argument("--methods", default=None, help="comma-free list separated by ';' (default: reconstruct;identity;grey_world;oracle_shading;oracle_shape); "
-                     "options in brackets, e.g. 'reconstruct[locus_weight=0.5]'")
+    ben = sub.add_parser(
+        "benchmark", help="measure methods on relit real faces with ground truth (FAIR protocol, PSNR/SSIM/LPIPS, k-photo curve)"
+    )
+    ben.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output folder: results.md, results.json, cases.csv, per_type.png, examples.png",
+    )
+    ben.add_argument(
+        "--methods",
+        default=None,
+        help="comma-free list separated by ';' (default: reconstruct;identity;grey_world;oracle_shading;oracle_shape); "
+        "options in brackets, e.g. 'reconstruct[locus_weight=0.5]'",
+    )
     ben.add_argument("--photos", type=Path, nargs="+", default=None, help="real photos to relight (default: the two samples)")
     ben.add_argument("--no-mirror", action="store_true", help="do not add the mirrored photos")
     ben.add_argument("--lightings", type=int, default=6, help="lightings per face and skin type (default 6)")
@@ -59,36 +130,85 @@ def _build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     ben.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    idn = sub.add_parser("identity", help="face identity descriptors of photos and whether they show the same person (dlib's 128-D ResNet)")
+    idn = sub.add_parser(
+        "identity", help="face identity descriptors of photos and whether they show the same person (dlib's 128-D ResNet)"
+    )
     idn.add_argument("photos", nargs="+", type=Path, help="one or more photos")
-    idn.add_argument("--backend", choices=("torch", "dlib"), default="torch", help="torch: the PyTorch port (default); dlib: dlib itself")
+    idn.add_argument(
+        "--backend", choices=("torch", "dlib"), default="torch", help="torch: the PyTorch port (default); dlib: dlib itself"
+    )
     idn.add_argument("--face-index", type=int, default=None, help="which face when a photo has several (0 = largest)")
-    idn.add_argument("--landmarks", type=Path, action="append", help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection")
+    idn.add_argument(
+        "--landmarks",
+        type=Path,
+        action="append",
+        help="478x2 or 478x3 pixel landmarks (.npy), one per photo, in order; skips detection",
+    )
     idn.add_argument("--json", action="store_true", help="print descriptors, distances and verdicts as JSON")
 
-    trn = sub.add_parser("train", help="train a stage of the learned HiFiAlbedo model (1: codebook, 2: UV encoder, 3: multi-photo albedo)")
+    trn = sub.add_parser(
+        "train", help="train a stage of the learned HiFiAlbedo model (1: codebook, 2: UV encoder, 3: multi-photo albedo)"
+    )
     trn.add_argument("stage", choices=("stage1", "stage2", "stage3"))
-    trn.add_argument("-o", "--output", type=Path, default=None, help="run folder: checkpoints, metrics.csv, samples (default: the config's train.out_dir)")
+    trn.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="run folder: checkpoints, metrics.csv, samples (default: the config's train.out_dir)",
+    )
     trn.add_argument("--config", type=Path, default=None, help="TOML or JSON file with a [train] table and a [stage1|2|3] table")
-    trn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override, e.g. train.max_steps=100, stage1.vq.codebook_size=64 (repeatable)")
-    trn.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
-                     help="training data, repeatable. stage1: images:DIR (face photos), uv:DIR (UV textures), synth:DIR (hifialbedo synth); "
-                          "stage2: synth:DIR, photos:DIR (hifialbedo prepare), uv:DIR (real UV textures for D_latent); "
-                          "stage3: synth:DIR, photos:DIR (hifialbedo prepare --layout identities)")
+    trn.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. train.max_steps=100, stage1.vq.codebook_size=64 (repeatable)",
+    )
+    trn.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="training data, repeatable. stage1: images:DIR (face photos), uv:DIR (UV textures), synth:DIR (hifialbedo synth); "
+        "stage2: synth:DIR, photos:DIR (hifialbedo prepare), uv:DIR (real UV textures for D_latent); "
+        "stage3: synth:DIR, photos:DIR (hifialbedo prepare --layout identities)",
+    )
     trn.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (1024 px, many GPUs)")
-    trn.add_argument("--init", type=Path, default=None, help="the previous stage's checkpoint (stage2: stage 1's; stage3: stage 2's)")
+    trn.add_argument(
+        "--init", type=Path, default=None, help="the previous stage's checkpoint (stage2: stage 1's; stage3: stage 2's)"
+    )
 
-    prp = sub.add_parser("prepare", help="detect, crop and index the faces of a photo folder: real training data for stages 2 and 3 (--data photos:DIR)")
-    prp.add_argument("source", type=Path, help="folder of photos, one face each: any tree (--layout images) or SOURCE/<person>/<photos> (--layout identities)")
-    prp.add_argument("-o", "--output", type=Path, required=True, help="prepared folder: images/, landmarks.npy, photos.json (written atomically)")
-    prp.add_argument("--layout", choices=("images", "identities"), default="images",
-                     help="images: every image is one photo (stage 2); identities: one folder per person (stages 2 and 3)")
+    prp = sub.add_parser(
+        "prepare",
+        help="detect, crop and index the faces of a photo folder: real training data for stages 2 and 3 (--data photos:DIR)",
+    )
+    prp.add_argument(
+        "source",
+        type=Path,
+        help="folder of photos, one face each: any tree (--layout images) or SOURCE/<person>/<photos> (--layout identities)",
+    )
+    prp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="prepared folder: images/, landmarks.npy, photos.json (written atomically)",
+    )
+    prp.add_argument(
+        "--layout",
+        choices=("images", "identities"),
+        default="images",
+        help="images: every image is one photo (stage 2); identities: one folder per person (stages 2 and 3)",
+    )
     prp.add_argument("--size", type=int, default=256, help="side of the square face crops in pixels (default 256)")
     prp.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     prp.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    syn = sub.add_parser("synth", help="write a synthetic face dataset with exact ground truth (training data for the learned model)")
+    syn = sub.add_parser(
+        "synth", help="write a synthetic face dataset with exact ground truth (training data for the learned model)"
+    )
     syn.add_argument("-o", "--output", type=Path, required=True, help="dataset folder (written atomically)")
     syn.add_argument("--preset", default="small", help="tiny | small (default: 12 identities x 6 renders, 128 px) | medium")
     syn.add_argument("--identities", type=int, default=None, help="override the preset's number of identities")
@@ -109,7 +229,13 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    overrides = {"n_identities": args.identities, "renders_per_identity": args.renders, "image_size": args.image_size, "uv_size": args.uv_size, "seed": args.seed}
+    overrides = {
+        "n_identities": args.identities,
+        "renders_per_identity": args.renders,
+        "image_size": args.image_size,
+        "uv_size": args.uv_size,
+        "seed": args.seed,
+    }
     for name in ("n_identities", "renders_per_identity"):
         if overrides[name] is not None and overrides[name] < 1:
             raise ValueError(f"--{'identities' if name == 'n_identities' else 'renders'} must be >= 1, got {overrides[name]}")
@@ -134,7 +260,9 @@ def _synth(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"wrote {args.output}/ ({config.n_identities} identities x {config.renders_per_identity} renders at {config.image_size} px, UV {config.uv_size}; read it with hifialbedo.synth.SyntheticFaces)")
+    print(
+        f"wrote {args.output}/ ({config.n_identities} identities x {config.renders_per_identity} renders at {config.image_size} px, UV {config.uv_size}; read it with hifialbedo.synth.SyntheticFaces)"
+    )
     return 0
 
 
@@ -159,16 +287,25 @@ def _prepare(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     try:
-        index = prepare_photos(args.source, args.output, size=args.size, layout=args.layout, overwrite=args.overwrite, progress=progress)
+        index = prepare_photos(
+            args.source, args.output, size=args.size, layout=args.layout, overwrite=args.overwrite, progress=progress
+        )
     finally:
         if bar is not None:
             bar.close()
     counts = index["counts"]
     if counts["skipped"]:  # main() silences UserWarnings: say it here, once
-        shown = ", ".join(f"{e['source']} ({e['reason']})" for e in index["skipped"][:3]) + (", ..." if counts["skipped"] > 3 else "")
-        print(f"hifialbedo: warning: skipped {counts['skipped']} of {counts['images']} image(s): {shown}; all listed in {args.output}/photos.json", file=sys.stderr)
+        shown = ", ".join(f"{e['source']} ({e['reason']})" for e in index["skipped"][:3]) + (
+            ", ..." if counts["skipped"] > 3 else ""
+        )
+        print(
+            f"hifialbedo: warning: skipped {counts['skipped']} of {counts['images']} image(s): {shown}; all listed in {args.output}/photos.json",
+            file=sys.stderr,
+        )
     persons = f" of {counts['persons']} person(s)" if args.layout == "identities" else ""
-    print(f"wrote {args.output}/ ({counts['photos']} face crop(s){persons} at {args.size} px; train with --data photos:{args.output})")
+    print(
+        f"wrote {args.output}/ ({counts['photos']} face crop(s){persons} at {args.size} px; train with --data photos:{args.output})"
+    )
     return 0
 
 
@@ -194,17 +331,25 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.face_index is not None and args.face_index < 0:
         raise ValueError(f"--face-index must be >= 0, got {args.face_index}")
     config = ReconstructConfig(
-        uv_size=args.uv_size, face_index=args.face_index, check_identity=not args.no_identity_check, model=str(args.model) if args.model else None
+        uv_size=args.uv_size,
+        face_index=args.face_index,
+        check_identity=not args.no_identity_check,
+        model=str(args.model) if args.model else None,
+        **({"specular": None, "detail_normals": False} if args.no_reflectance else {}),
     )
     note, close = _progress(not args.quiet and sys.stderr.isatty())
     try:
-        report = reconstruct(args.photos, args.output, config=config, landmark_files=args.landmarks, overwrite=args.overwrite, progress=note)
+        report = reconstruct(
+            args.photos, args.output, config=config, landmark_files=args.landmarks, overwrite=args.overwrite, progress=note
+        )
     finally:
         close()
     for w in report["warnings"]:
         print(f"hifialbedo: warning: {w}", file=sys.stderr)
     total = sum(report["timings_s"].values())
-    print(f"wrote {args.output}/ (albedo.png, texture.png, normal.png, mesh.obj, views/...) from {len(report['inputs'])} photo(s) in {total:.2f} s")
+    print(
+        f"wrote {args.output}/ (albedo.png, texture.png, normal.png, mesh.obj, views/...) from {len(report['inputs'])} photo(s) in {total:.2f} s"
+    )
     return 0
 
 
@@ -213,7 +358,9 @@ def _relight(args: argparse.Namespace) -> int:
 
     if args.light_dir is None and (args.light_colour is not None or args.ambient is not None):
         raise ValueError("--light-colour and --ambient go with --light-dir")
-    config = RelightConfig(size=args.size, turntable=args.turntable, over_photo=args.over_photo, specular=args.specular, shininess=args.shininess)
+    config = RelightConfig(
+        size=args.size, turntable=args.turntable, over_photo=args.over_photo, specular=args.specular, shininess=args.shininess
+    )
     if args.light_dir is not None:
         colour = args.light_colour if args.light_colour is not None else (1.0, 1.0, 1.0)
         light = light_from_direction(args.light_dir, colour, 0.2 if args.ambient is None else args.ambient)
@@ -254,7 +401,15 @@ def _identity(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from hifialbedo.training.run import train
 
-    result = train(args.stage, config_path=args.config, overrides=args.overrides, data=args.data, out_dir=args.output, preset=args.preset, init=args.init)
+    result = train(
+        args.stage,
+        config_path=args.config,
+        overrides=args.overrides,
+        data=args.data,
+        out_dir=args.output,
+        preset=args.preset,
+        init=args.init,
+    )
     print(f"{args.stage}: {result.step} steps; last checkpoint {result.checkpoint}")
     return 0
 

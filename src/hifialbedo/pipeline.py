@@ -60,6 +60,9 @@ class ReconstructConfig:
     specular: SpecularConfig | None = field(default_factory=SpecularConfig)
     """The Blinn-Phong highlight fit (``inverse.specular``): specular.png, roughness.png and an
     albedo without the highlights; None: no specular separation (no maps)."""
+    detail_normals: bool = True
+    """Shape-from-shading detail on the mesh normals (``inverse.detail_normals``); False:
+    normal.png holds the mesh normals (as normal_coarse.png)."""
     model: str | None = None
     """A stage-3 checkpoint (or ``HiFiAlbedo.save_pretrained`` file): the albedo comes from
     the learned HiFiAlbedo model instead of the training-free estimate; mesh, lighting
@@ -323,16 +326,18 @@ def fuse_photo_results(
     # Object-space mesh: the photos' head-frame meshes averaged (the shape is per person).
     verts = np.mean([r.geometry.object_vertices for r in results], axis=0)
     normals = vertex_normals(verts, load_face_topology().faces)
-    note("detail normals")
-    t = time.perf_counter()
-    detail = detail_normals_of(results, layout, verts, normals)
-    # The shading the detail explains leaves each photo's albedo (A = I / S(n), not I / S(n0)),
-    # so wrinkles are not counted twice: once in the albedo and once in the normals.
-    results = [
-        replace(r, estimate=replace(r.estimate, albedo=r.estimate.albedo * np.clip(f, 0.5, 2.0)))
-        for r, f in zip(results, detail.albedo_factors)
-    ]
-    timer.add("detail_normals", time.perf_counter() - t)
+    detail = None
+    if config.detail_normals:
+        note("detail normals")
+        t = time.perf_counter()
+        detail = detail_normals_of(results, layout, verts, normals)
+        # The shading the detail explains leaves each photo's albedo (A = I / S(n), not I / S(n0)),
+        # so wrinkles are not counted twice: once in the albedo and once in the normals.
+        results = [
+            replace(r, estimate=replace(r.estimate, albedo=r.estimate.albedo * np.clip(f, 0.5, 2.0)))
+            for r, f in zip(results, detail.albedo_factors)
+        ]
+        timer.add("detail_normals", time.perf_counter() - t)
 
     note("fusing")
     t = time.perf_counter()
@@ -369,7 +374,7 @@ def fuse_photo_results(
         excluded=excluded,
         warnings=warns,
         timer=timer,
-        detail_normals=detail.normals,
+        detail_normals=None if detail is None else detail.normals,
         **_specular_outputs(spec, layout, config.specular.smooth if config.specular else 0.0),
     )
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import cg
+from scipy.sparse.linalg import spsolve
 
 from hifialbedo.ops.colour import LUMA_WEIGHTS
 from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_basis
@@ -289,8 +289,9 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
         mu = lam / (sigma_hp / step) ** 2
         lhs = (lhs + lam * (du.T @ du + dv.T @ dv) + mu * sparse.identity(n)).tocsr()
-        precond = sparse.diags(1.0 / np.maximum(lhs.diagonal(), 1e-12))
-        x, _ = cg(lhs, rhs, x0=x, rtol=1e-3, maxiter=150, M=precond)
+        # A direct sparse solve: the system is a 2-D screened Poisson-like band matrix, on which
+        # SuperLU takes a fraction of the time Jacobi-preconditioned CG needs (150+ iterations).
+        x = spsolve(lhs.tocsc(), rhs)
     return (_upsample(x, flat, small, size) * ell).astype(np.float32)
 
 

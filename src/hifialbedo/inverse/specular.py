@@ -54,13 +54,13 @@ REGIONS = ("forehead", "nose", "cheeks", "other")
 class SpecularConfig:
     """How the specular lobe is fitted."""
 
-    fit_texels: int = 20000
+    fit_texels: int = 8000
     """Skin texels sampled (deterministically) per photo for the fit."""
     min_shininess: float = 4.0
     """Lower end of the shininess grid: broader lobes are indistinguishable from SH shading."""
     max_shininess: float = 1000.0
     """Upper end of the shininess grid."""
-    grid_points: int = 40
+    grid_points: int = 24
     """Shininess values tried, log-spaced."""
     iterations: int = 5
     """Iteratively reweighted least-squares rounds per shininess."""
