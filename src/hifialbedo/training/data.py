@@ -66,40 +66,39 @@ def _check_size(size: int) -> int:
     return size
 
 
-class ImageFolder(Dataset):
+class _ImageFiles(Dataset):
+    """Every image under ``root`` read at ``size``; subclasses set the item key and the cropping."""
+
+    key = "image"
+    crop = True
+
+    def __init__(self, root: str | Path, size: int) -> None:
+        self.root = Path(root)
+        self.size = _check_size(size)
+        self.files = list_images(self.root)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {self.key: read_image(self.files[index], self.size, crop=self.crop)}
+
+
+class ImageFolder(_ImageFiles):
     """Every image under ``root`` (FFHQ / WebFace style), centre-cropped square, resized to ``size``.
 
     Item: ``{"image": (3, size, size)}`` float32 sRGB in [0, 1].
     """
 
-    def __init__(self, root: str | Path, size: int) -> None:
-        self.root = Path(root)
-        self.size = _check_size(size)
-        self.files = list_images(self.root)
 
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": read_image(self.files[index], self.size)}
-
-
-class UVTextureFolder(Dataset):
+class UVTextureFolder(_ImageFiles):
     """Every UV texture map under ``root`` (FFHQ-UV style), resized (not cropped) to ``size``.
 
     Item: ``{"texture": (3, size, size)}`` float32 sRGB in [0, 1], in the folder's own UV layout.
     """
 
-    def __init__(self, root: str | Path, size: int) -> None:
-        self.root = Path(root)
-        self.size = _check_size(size)
-        self.files = list_images(self.root)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"texture": read_image(self.files[index], self.size, crop=False)}
+    key = "texture"
+    crop = False
 
 
 class IdentityFolders(Dataset):

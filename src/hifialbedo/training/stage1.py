@@ -51,7 +51,8 @@ GanLoss = Literal["hinge", "non_saturating"]
 DATA_KINDS = ("images", "uv", "synth")
 LPIPS_MIN_SIZE = 32  # LPIPS (AlexNet) needs sides >= 31 px; image sides are powers of two
 
-_GAN_LOSSES = {
+# GAN loss name -> (discriminator loss, generator loss); shared by stages 1 and 2.
+GAN_LOSSES = {
     "hinge": (hinge_d_loss, hinge_g_loss),
     "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
 }
@@ -113,8 +114,8 @@ class Stage1Config:
             )
         if self.disc_lr_mult <= 0:
             raise ValueError(f"disc_lr_mult must be > 0, got {self.disc_lr_mult}")
-        if self.gan_loss not in _GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {sorted(_GAN_LOSSES)}, got {self.gan_loss!r}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {sorted(GAN_LOSSES)}, got {self.gan_loss!r}")
         if self.disc.in_channels != self.vq.out_channels:
             raise ValueError(f"disc.in_channels ({self.disc.in_channels}) must equal vq.out_channels ({self.vq.out_channels})")
         if self.vq.image_size < self.disc.min_size:
@@ -280,7 +281,7 @@ class CodebookStage:
         weight = torch.zeros((), device=x.device)
         warm = adversarial_warmup(step, c.adversarial_start)
         if warm > 0 and c.adv_weight > 0:
-            g_adv = _GAN_LOSSES[c.gan_loss][1](modules["disc"](x_hat))
+            g_adv = GAN_LOSSES[c.gan_loss][1](modules["disc"](x_hat))
             if c.adaptive_weight and torch.is_grad_enabled():
                 weight = adaptive_adversarial_weight(nll, g_adv, _plain(modules["vq"]).last_layer, factor=c.adv_weight)
             else:
@@ -332,7 +333,7 @@ class CodebookStage:
         logits_fake = disc(cached.detach())
         # Before the warm-up ends the loss is 0 but still built through D (a valid graph for DDP).
         warm = adversarial_warmup(step, c.adversarial_start)
-        d_loss = warm * _GAN_LOSSES[c.gan_loss][0](logits_real, logits_fake)
+        d_loss = warm * GAN_LOSSES[c.gan_loss][0](logits_real, logits_fake)
         return d_loss, {"logits_real": logits_real.mean().item(), "logits_fake": logits_fake.mean().item()}
 
     def samples(self, modules: dict[str, nn.Module], batch: Any) -> dict[str, Tensor]:

@@ -85,7 +85,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,12 +101,8 @@ from hifialbedo.models.discriminators import (
 from hifialbedo.models.losses import (
     PerceptualLoss,
     adversarial_warmup,
-    hinge_d_loss,
-    hinge_g_loss,
     identity_loss,
     l1,
-    non_saturating_d_loss,
-    non_saturating_g_loss,
 )
 from hifialbedo.models.vqgan import Encoder, Quantized, VQAutoencoder, VQConfig, vq_config
 from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
@@ -115,17 +111,11 @@ from hifialbedo.render.views import MeshView, mesh_views, render_texture
 from hifialbedo.training.checkpoint import load_checkpoint
 from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import UVTextureFolder, derive_seed
-from hifialbedo.training.stage1 import merge_dicts, to_model_range, to_unit_range
+from hifialbedo.training.stage1 import GAN_LOSSES, GanLoss, merge_dicts, to_model_range, to_unit_range
 
-GanLoss = Literal["hinge", "non_saturating"]
 DATA_KINDS = ("synth", "photos", "uv")
 N_LANDMARKS = 478  # MediaPipe's count (468 mesh vertices + 10 iris points)
 _VIEW_STREAM = 0x51E2  # salt of the random-view seeds (keeps them apart from other derive_seed uses)
-
-_GAN_LOSSES = {
-    "hinge": (hinge_d_loss, hinge_g_loss),
-    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
-}
 
 
 # --------------------------------------------------------------------------- config
@@ -176,8 +166,8 @@ class Stage2Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.adversarial_start < 0:
             raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
-        if self.gan_loss not in _GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {sorted(_GAN_LOSSES)}, got {self.gan_loss!r}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {sorted(GAN_LOSSES)}, got {self.gan_loss!r}")
         if self.latent_disc.in_channels != self.vq.embed_dim:
             raise ValueError(
                 f"latent_disc.in_channels ({self.latent_disc.in_channels}) must equal vq.embed_dim ({self.vq.embed_dim})"
@@ -463,7 +453,7 @@ class UVEncoderStage:
         warm = adversarial_warmup(step, c.adversarial_start)
         g_latent = g_image = zero
         if warm > 0:
-            g_loss = _GAN_LOSSES[c.gan_loss][1]
+            g_loss = GAN_LOSSES[c.gan_loss][1]
             g_latent = g_loss(modules["d_latent"](out.z_uv))
             g_image = g_loss(modules["d_image"](to_model_range(render_to_srgb(out.random.image))))
             if self._cache[0] != step:
@@ -507,7 +497,7 @@ class UVEncoderStage:
                 out = self.forward(modules, batch, step)
                 z_texture = modules["vq"].encode(to_model_range(self.real_textures(batch)))
             cached = {"z_uv": out.z_uv, "z_texture": z_texture, "origin": out.origin.image, "random": out.random.image}
-        d_loss = _GAN_LOSSES[c.gan_loss][0]
+        d_loss = GAN_LOSSES[c.gan_loss][0]
         real_latent = modules["d_latent"](cached["z_texture"])
         fake_latent = modules["d_latent"](cached["z_uv"])
         real_image = modules["d_image"](to_model_range(render_to_srgb(cached["origin"])))
