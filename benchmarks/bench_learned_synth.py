@@ -26,20 +26,11 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 def learned_method(model):
-    """renders -> albedo (linear RGB) through a HiFiAlbedo model."""
-    import torch
-
-    from hifialbedo.inverse.texture import photo_texture
-    from hifialbedo.ops.colour import linear_to_srgb, srgb_uint8_to_linear
+    """renders -> albedo (linear RGB, the model's UV size) through a HiFiAlbedo model, as ``reconstruct --model``."""
+    from hifialbedo.pipeline import learned_albedo_of_photos
 
     def method(renders: list[dict]) -> np.ndarray:
-        textures = []
-        for r in renders:
-            pt = photo_texture(srgb_uint8_to_linear(r["photo"]), r["landmarks"], model.uv_size)
-            textures.append(np.clip(linear_to_srgb(pt.texture), 0.0, 1.0).transpose(2, 0, 1))
-        with torch.no_grad():
-            out = model(torch.from_numpy(np.stack(textures)[None].astype(np.float32)))
-        return out.albedo_linear[0].permute(1, 2, 0).numpy()
+        return learned_albedo_of_photos([r["photo"] for r in renders], [r["landmarks"] for r in renders], model, model.uv_size)
 
     return method
 

@@ -437,9 +437,15 @@ def _specular_outputs(spec, layout: UVLayout, smooth: float) -> dict:
 
 
 def learned_albedo(results: Sequence[PhotoResult], model, uv_size: int) -> np.ndarray:
-    """The HiFiAlbedo model's albedo ``(S, S, 3)`` linear RGB from all photos at once: each
-    photo's completed UV texture (``inverse.texture.photo_texture``) at the model's size,
-    fused by its cross-attention, decoded, and resampled to ``uv_size``."""
+    """The HiFiAlbedo model's albedo ``(S, S, 3)`` linear RGB from all photos at once
+    (:func:`learned_albedo_of_photos` on the photos' pixels and landmarks)."""
+    return learned_albedo_of_photos([r.photo.pixels for r in results], [r.landmarks for r in results], model, uv_size)
+
+
+def learned_albedo_of_photos(photos: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], model, uv_size: int) -> np.ndarray:
+    """The HiFiAlbedo model's albedo ``(S, S, 3)`` linear RGB from 8-bit sRGB photos and their
+    ``(478, 3)`` pixel landmarks: each photo's completed UV texture (``inverse.texture.photo_texture``)
+    at the model's size, fused by its cross-attention, decoded, and resampled to ``uv_size``."""
     import torch
 
     from hifialbedo.inverse.texture import photo_texture
@@ -447,8 +453,8 @@ def learned_albedo(results: Sequence[PhotoResult], model, uv_size: int) -> np.nd
 
     size = model.uv_size
     textures = []
-    for r in results:
-        pt = photo_texture(srgb_uint8_to_linear(r.photo.pixels), r.landmarks, size)
+    for pixels, marks in zip(photos, landmarks, strict=True):
+        pt = photo_texture(srgb_uint8_to_linear(pixels), marks, size)
         textures.append(np.clip(linear_to_srgb(pt.texture), 0.0, 1.0).transpose(2, 0, 1))
     with torch.no_grad():
         out = model(torch.from_numpy(np.stack(textures)[None].astype(np.float32)))
