@@ -82,6 +82,7 @@ class PhotoResult:
     unwrap: Unwrap
     estimate: LightingEstimate
     warnings: list[str] = field(default_factory=list)
+    lighting_priors: dict = field(default_factory=dict)  # estimate_lighting's scene_colour / sclera cues, for refits
 
 
 @dataclass
@@ -143,8 +144,10 @@ def process_photo(
     skin: np.ndarray,
     config: ReconstructConfig,
     timer: Timer,
-) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate]:
-    """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``)."""
+) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate, dict]:
+    """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``), and
+    the photo's priors for the lighting fit (``scene_colour``, ``sclera``: keyword arguments of
+    ``estimate_lighting``, kept for refits)."""
     t = time.perf_counter()
     h, w = photo.pixels.shape[:2]
     geometry = fit_face_geometry(landmarks, (h, w))
@@ -155,20 +158,13 @@ def process_photo(
     unwrapped = unwrap(linear, geometry, layout, raster)
     timer.add("unwrap", time.perf_counter() - t)
     t = time.perf_counter()
+    priors = {"scene_colour": scene_colour(linear, paste_window(raster, raster.fragments.mask)), "sclera": sclera_cue(linear, landmarks)}
     try:
-        estimate = estimate_lighting(
-            unwrapped.colour,
-            unwrapped.normals,
-            unwrapped.confidence,
-            skin,
-            config=config.lighting,
-            scene_colour=scene_colour(linear, paste_window(raster, raster.fragments.mask)),
-            sclera=sclera_cue(linear, landmarks),
-        )
+        estimate = estimate_lighting(unwrapped.colour, unwrapped.normals, unwrapped.confidence, skin, config=config.lighting, **priors)
     except ValueError as exc:
         raise InputError(photo.path, str(exc)) from None
     timer.add("lighting", time.perf_counter() - t)
-    return geometry, raster, unwrapped, estimate
+    return geometry, raster, unwrapped, estimate, priors
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -261,10 +257,10 @@ def analyse_photo(
     timer.add("landmarks", time.perf_counter() - t)
 
     note(f"estimating {path.name}")
-    geometry, raster, unwrapped, estimate = process_photo(photo, lm, layout, skin, config, timer)
+    geometry, raster, unwrapped, estimate, priors = process_photo(photo, lm, layout, skin, config, timer)
     if not unwrapped.visible.any():
         raise InputError(path, "the face mesh is not visible in the photo")
-    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings)
+    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings, priors)
 
 
 def fuse_photo_results(
@@ -408,11 +404,9 @@ def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, co
     skin = layout.gather(regions["skin"])
     photos = []
     for r in results:
-        linear = srgb_uint8_to_linear(r.photo.pixels)
-        priors = {"scene_colour": scene_colour(linear, paste_window(r.raster, r.raster.fragments.mask)), "sclera": sclera_cue(linear, r.landmarks)}
 
-        def refit(colour: np.ndarray, r: PhotoResult = r, priors: dict = priors) -> LightingEstimate:
-            return estimate_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **priors)
+        def refit(colour: np.ndarray, r: PhotoResult = r) -> LightingEstimate:
+            return estimate_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **r.lighting_priors)
 
         photos.append(SpecularPhoto(r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, r.estimate, refit))
     return separate_specular(photos, skin, layout.gather(region_labels(layout.size)), uv_size=layout.size, texel_index=layout.flat_index, config=config.specular)
