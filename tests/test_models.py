@@ -342,6 +342,34 @@ def test_attention_local_mean_init_and_gradients():
         AlbedoAttentionConfig(key_position=False)  # local_mean init needs positions
 
 
+def test_attention_value_mlp_starts_at_zero_keeps_order_invariance_and_learns_from_the_light():
+    plain, branch = _attention(), _attention(value_hidden=16)
+    branch.load_state_dict(plain.state_dict(), strict=False)  # same query, keys and linear maps
+    g = torch.Generator().manual_seed(5)
+    z, light = torch.randn(2, 3, 8, 4, 4, generator=g), torch.randn(2, 3, 27, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(branch(z, context=light), plain(z))  # zero last layer: the paper's P_v at init
+    with torch.no_grad():
+        branch.value_mlp[2].weight.normal_(0.0, 0.5)
+        branch.value_mlp[2].bias.normal_(0.0, 0.5)
+        a = branch(z, context=light)
+        assert float((a - plain(z)).abs().max()) > 0.05  # the branch now changes the output ...
+        assert float((branch(z, context=light + 1.0) - a).abs().max()) > 0.05  # ... and depends on the light
+        for n in range(1, 7):
+            zn, ln = torch.randn(2, n, 8, 4, 4, generator=g), torch.randn(2, n, 27, generator=g)
+            an = branch(zn, context=ln)
+            perm = torch.randperm(n, generator=g)
+            assert float((branch(zn[:, perm], context=ln[:, perm]) - an).abs().max()) < 1e-5
+    branch(z, context=light).square().sum().backward()
+    assert float(branch.value_mlp[0].weight.grad.abs().sum()) > 0 and float(branch.value_position.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="needs context"):
+        branch(z)
+    with pytest.raises(ValueError, match="needs context"):
+        branch(z, context=torch.randn(2, 2, 27))
+    with pytest.raises(ValueError):
+        AlbedoAttentionConfig(value_hidden=-1)
+
+
 def test_lighting_head_starts_as_uniform_white():
     head = LightingHead(LightingHeadConfig(latent_dim=8, hidden_channels=8))
     coeffs = head(torch.randn(3, 8, 4, 4))

@@ -145,6 +145,7 @@ def test_config_round_trips_and_checks(tiny_vq):
     assert stage3_config("tiny", uv_size=128).resolved(vq.config).attention.height == 32
     paper = stage3_config("paper")
     assert (paper.group_size, paper.gid_weight, paper.l1_weight, paper.lpips_weight) == (4, 1.0, 10.0, 0.1)
+    assert (paper.albedo_weight, STAGE3_PRESETS["tiny"].albedo_weight) == (0.0, 10.0)  # the paper has no true albedos
     assert paper.model_config(vq_config("paper")).attention.height == 64
     updated = tiny.updated({"attention.num_heads": 2, "lighting": {"hidden_channels": 8}, "min_photos": 2})
     assert (updated.attention.num_heads, updated.lighting.hidden_channels, updated.min_photos) == (2, 8, 2)
@@ -229,6 +230,33 @@ def test_outlier_filter_drops_another_person(grace, astronaut, tiny_vq):
     assert not off.photo_mask(modules, batch, 0)[1].any()
 
 
+def test_supervised_albedo_term(tiny_vq, synth_dir):
+    """albedo_weight adds w * L1(albedo, truth) in linear RGB on the UV face mask, with gradient to the attention."""
+    from hifialbedo.ops.colour import srgb_to_linear
+
+    stage = AlbedoStage(stage3_config("tiny", use_identity=False, lpips_weight=0.0, albedo_weight=2.0), *tiny_vq)
+    modules = stage.build()
+    batch = default_collate([stage3_dataset([("synth", synth_dir)], stage.config)[i] for i in (0, 9)])
+    loss, metrics = stage.loss(modules, batch, 0, "generator")
+    keep = stage.photo_mask(modules, batch, 0)[0]
+    with torch.no_grad():
+        albedo = stage.forward(modules, batch["photo_uv"], keep).albedo
+    diff = (srgb_to_linear(albedo) - srgb_to_linear(batch["albedo_uv_srgb"])).abs()
+    face = batch["uv_mask"].expand_as(diff) > 0
+    assert metrics["loss/albedo_l1"] == pytest.approx(float(diff[face].mean()), rel=1e-4)
+    assert 0.01 < metrics["loss/albedo_l1"] < 1.0
+    assert loss.item() == pytest.approx(10.0 * metrics["loss/l1"] + 2.0 * metrics["loss/albedo_l1"], rel=1e-5)
+    loss.backward()
+    assert float(modules["attention"].query.grad.abs().sum()) > 0
+    # Items without a true albedo (real photos) skip the term.
+    _, without = stage.loss(modules, {k: v for k, v in batch.items() if k != "albedo_uv_srgb"}, 0, "generator")
+    assert "loss/albedo_l1" not in without and "albedo_mae" not in without
+    with pytest.raises(ValueError):
+        stage3_config("tiny", albedo_weight=-1.0)
+    with pytest.raises(ValueError):
+        stage3_config("tiny", synth_groups="random")
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -256,7 +284,7 @@ def trained(tmp_path_factory, synth_dir, tiny_vq):
     """3 steps of the full loss (L_gid + L1 + LPIPS, outlier filter on), samples at step 3."""
     from hifialbedo.training.engine import fit
 
-    stage = AlbedoStage(stage3_config("tiny"), *tiny_vq)
+    stage = AlbedoStage(stage3_config("tiny", synth_groups="disjoint"), *tiny_vq)
     dataset = stage3_dataset([("synth", synth_dir)], stage.config)
     config = _train_config(tmp_path_factory.mktemp("run"), max_steps=3, sample_every=3)
     torch.manual_seed(config.seed)
@@ -270,11 +298,11 @@ def test_training_logs_every_term_and_trains_only_attention_and_lighting(trained
     assert len(dataset) == 4 and result.step == 3
     rows = read_metrics(f"{config.out_dir}/metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3]
-    for key in ("loss/generator", "loss/l1", "loss/lpips", "loss/gid", "albedo_mae", "photos_kept", "photos_outliers"):
+    for key in ("loss/generator", "loss/l1", "loss/lpips", "loss/gid", "loss/albedo_l1", "albedo_mae", "photos_kept", "photos_outliers"):
         assert all(math.isfinite(r[key]) for r in rows), key
     assert all(1 <= r["photos_kept"] <= GROUP for r in rows)
-    for r in rows:
-        total = 10.0 * r["loss/l1"] + 0.1 * r["loss/lpips"] + 1.0 * r["loss/gid"]
+    for r in rows:  # eq. 10 (1, 10, 0.1) plus the tiny preset's supervised albedo term (10)
+        total = 10.0 * r["loss/l1"] + 0.1 * r["loss/lpips"] + 1.0 * r["loss/gid"] + 10.0 * r["loss/albedo_l1"]
         assert r["loss/generator"] == pytest.approx(total, rel=1e-4)
 
     ckpt = load_checkpoint(result.checkpoint)
@@ -326,7 +354,7 @@ def test_short_run_lowers_the_l1_term(tmp_path, synth_dir, tiny_vq):
     """40 steps (10 epochs of the 4 groups) on all photos of each group, L1 + LPIPS (no identity network: the cheap terms)."""
     from hifialbedo.training.engine import fit
 
-    stage = AlbedoStage(stage3_config("tiny", use_identity=False, min_photos=GROUP), *tiny_vq)
+    stage = AlbedoStage(stage3_config("tiny", use_identity=False, min_photos=GROUP, synth_groups="disjoint"), *tiny_vq)
     dataset = stage3_dataset([("synth", synth_dir)], stage.config)
     fit(stage, dataset, _train_config(tmp_path, max_steps=40))
     l1 = np.array([r["loss/l1"] for r in read_metrics(tmp_path / "metrics.csv")])
@@ -349,11 +377,16 @@ def test_build_stage3(monkeypatch, synth_dir, tiny_vq, tmp_path):
 
     monkeypatch.setitem(sys.modules, "hifialbedo.training.stage2", types.SimpleNamespace(load_stage2_model=load_stage2_model))
     stage, dataset = build_stage3(
-        {"group_size": 3, "attention.num_heads": 2}, [("synth", synth_dir)], "tiny", tmp_path / "s2.ckpt"
+        {"group_size": 3, "attention.num_heads": 2, "synth_groups": "disjoint"}, [("synth", synth_dir)], "tiny", tmp_path / "s2.ckpt"
     )
     assert calls == [tmp_path / "s2.ckpt"]
     assert stage.config.group_size == 3 and stage.model_config.attention.num_heads == 2
     assert len(dataset) == 4  # 2 training identities x (8 renders // 3 = 2 groups)
+    assert [dataset[i]["render"] for i in range(2)] == [[0, 1, 2], [3, 4, 5]]
+    _, cyclic = build_stage3({"group_size": 3}, [("synth", synth_dir)], "tiny", tmp_path / "s2.ckpt")
+    assert len(cyclic) == 16  # the default: one group per render, 2 identities x 8 renders
+    assert [cyclic[i]["render"] for i in (0, 6, 7)] == [[0, 1, 2], [6, 7, 0], [7, 0, 1]]
+    assert cyclic[7]["identity"] == cyclic[0]["identity"] != cyclic[8]["identity"]
     item = dataset[0]
     assert item["photo_uv"].shape == (3, 3, UV, UV) and item["landmarks"].shape == (3, 478, 3)
     with pytest.raises(ValueError, match="unknown data kind 'images' for stage 3"):

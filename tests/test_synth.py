@@ -274,6 +274,8 @@ def test_torch_dataset_items(tiny_dataset):
     g = grouped[1]
     assert len(grouped) == 3 and g["render"] == [0, 1]
     assert tuple(g["photo"].shape) == (2, 3, r, r) and tuple(g["albedo_uv"].shape) == (3, 32, 32)
+    cyclic = SyntheticFaces(tiny_dataset, group_size=2, cyclic_groups=True)
+    assert len(cyclic) == 2 * len(grouped) and [cyclic[i]["render"] for i in (0, 1)] == [[0, 1], [1, 0]]
     batch = torch.utils.data.default_collate([data[0], data[1]])
     assert tuple(batch["photo"].shape) == (2, 3, r, r)
     with pytest.raises(ValueError):

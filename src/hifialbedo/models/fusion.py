@@ -16,6 +16,12 @@ Choices beyond the paper's sentence, each switchable in :class:`AlbedoAttentionC
   came from; the embedding is the same for every photo, so the output stays exactly
   invariant to the photos' order;
 * ``layer_norm``: LayerNorm on the key path only; values stay in the latent space;
+* ``value_hidden`` > 0: a per-token MLP added to the linear value projection, fed the
+  token, a learnable embedding of its UV position and its photo's SH light (from the
+  lighting head; ``context``). The paper's P_v is a projector of the token alone; a linear
+  map of a shaded latent cannot divide out a shading that changes with the light and the
+  position, which this branch can. It starts at zero (the last layer), so the init below
+  is unchanged; the light travels with its photo, so order invariance holds;
 * ``init="local_mean"``: queries and key-position embeddings start as matching unit
   directions with a large logit (``init_logit``), ``P_k = 0``, ``P_v`` and the output
   projection the identity, so the untrained module returns (nearly) the per-position mean
@@ -44,6 +50,9 @@ from torch import Tensor, nn
 from hifialbedo.ops.sh import uniform_light
 from hifialbedo.typed_config import ConfigDictMixin
 
+CONTEXT_DIM = 27
+"""Width of the per-photo context of the value MLP: the photo's SH light, 9 coefficients x RGB."""
+
 
 @dataclass(frozen=True)
 class AlbedoAttentionConfig(ConfigDictMixin):
@@ -65,10 +74,14 @@ class AlbedoAttentionConfig(ConfigDictMixin):
     """Start as the per-position mean over photos, or a Perceiver-style random init."""
     init_logit: float = 12.0
     """``local_mean`` init: the scaled logit of a query on its own position's key."""
+    value_hidden: int = 0
+    """Width of the value MLP branch (token, UV position, photo light -> d); 0: the paper's linear P_v only."""
 
     def __post_init__(self) -> None:
         if min(self.latent_dim, self.height, self.width, self.num_heads) < 1:
             raise ValueError("latent_dim, height, width and num_heads must be >= 1")
+        if self.value_hidden < 0:
+            raise ValueError(f"value_hidden must be >= 0, got {self.value_hidden}")
         if self.latent_dim % self.num_heads:
             raise ValueError(f"num_heads={self.num_heads} must divide latent_dim={self.latent_dim}")
         if self.init not in ("local_mean", "random"):
@@ -80,9 +93,11 @@ class AlbedoAttentionConfig(ConfigDictMixin):
 class AlbedoAttention(nn.Module):
     """Cross-attention from a learned query latent to the latents of n photos.
 
-    ``forward(z, mask=None)``: ``z`` ``(B, n, d, h, w)`` continuous encoder latents of n >= 1
-    photos per person (``(B, d, h, w)`` is read as n = 1); ``mask`` optional ``(B, n)``
-    bool, True for a real photo, False for padding (each row needs one True).
+    ``forward(z, mask=None, context=None)``: ``z`` ``(B, n, d, h, w)`` continuous encoder
+    latents of n >= 1 photos per person (``(B, d, h, w)`` is read as n = 1); ``mask``
+    optional ``(B, n)`` bool, True for a real photo, False for padding (each row needs one
+    True); ``context`` ``(B, n, 27)``: each photo's SH light flattened, needed when
+    ``value_hidden`` > 0 and ignored otherwise.
     Returns the albedo latent ``(B, d, h, w)`` for the frozen quantiser and decoder.
     """
 
@@ -96,6 +111,11 @@ class AlbedoAttention(nn.Module):
         self.to_k = nn.Linear(d, d)
         self.to_v = nn.Linear(d, d)
         self.out = nn.Linear(d, d)
+        if c.value_hidden > 0:
+            self.value_position = nn.Parameter(torch.zeros(hw, d))
+            self.value_mlp = nn.Sequential(nn.Linear(2 * d + CONTEXT_DIM, c.value_hidden), nn.SiLU(), nn.Linear(c.value_hidden, d))
+        else:
+            self.value_position, self.value_mlp = None, None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -103,6 +123,11 @@ class AlbedoAttention(nn.Module):
         c = self.config
         d, hw, heads = c.latent_dim, c.height * c.width, c.num_heads
         dh = d // heads
+        if self.value_mlp is not None:
+            nn.init.trunc_normal_(self.value_position, std=0.02)
+            self.value_mlp[0].reset_parameters()
+            nn.init.zeros_(self.value_mlp[2].weight)  # the branch starts at zero
+            nn.init.zeros_(self.value_mlp[2].bias)
         if c.init == "random":
             nn.init.trunc_normal_(self.query, std=0.02)
             if self.key_position is not None:
@@ -121,7 +146,7 @@ class AlbedoAttention(nn.Module):
             lin.weight.copy_(torch.eye(d))
             nn.init.zeros_(lin.bias)
 
-    def forward(self, z: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, mask: Tensor | None = None, context: Tensor | None = None) -> Tensor:
         c = self.config
         if z.ndim == 4:
             z = z[:, None]
@@ -134,6 +159,14 @@ class AlbedoAttention(nn.Module):
         if self.key_position is not None:
             k = k + self.key_position  # broadcast over (B, n): identical for every photo
         v = self.to_v(tokens)
+        if self.value_mlp is not None:
+            if context is None or tuple(context.shape) != (b, n, CONTEXT_DIM):
+                got = None if context is None else tuple(context.shape)
+                raise ValueError(f"value_hidden > 0 needs context (B, n, {CONTEXT_DIM}) = each photo's SH light, got {got}")
+            features = torch.cat(
+                [tokens, self.value_position.expand(b, n, hw, d), context[:, :, None, :].expand(b, n, hw, CONTEXT_DIM)], dim=-1
+            )
+            v = v + self.value_mlp(features)
 
         def heads_first(t: Tensor) -> Tensor:  # (B, n, hw, d) -> (B, heads, n hw, d / heads)
             return t.reshape(b, n * hw, heads, d // heads).transpose(1, 2)

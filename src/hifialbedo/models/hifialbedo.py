@@ -163,10 +163,10 @@ def albedo_from_photos(
     b, n = photo_uv.shape[:2]
     z = encoder_uv(photo_uv.flatten(0, 1) * 2.0 - 1.0)
     latents = z.unflatten(0, (b, n))
-    a = attention(latents, mask)
+    sh = lighting(z).unflatten(0, (b, n))
+    a = attention(latents, mask, sh.flatten(2))
     q = vq.quantize(a)
     albedo = clamp_unit_straight_through((vq.decode(q.zq) + 1.0) * 0.5)
-    sh = lighting(z).unflatten(0, (b, n))
     return HiFiAlbedoOutput(
         albedo=albedo, albedo_linear=srgb_to_linear(albedo), latents=latents, albedo_latent=a, indices=q.indices, sh=sh
     )

@@ -39,8 +39,10 @@ class SyntheticFaces(Dataset):
     ``split``: "train", "val" or None (all identities); the split is by identity, fixed when
     the folder was written (``dataset.json``). ``uv_size``: resample the UV maps to this side
     (area averaging down, bilinear up); None keeps the stored size. ``group_size``: None for
-    one render per item; n for items holding n renders of one identity (renders
-    ``[g n, (g + 1) n)`` of it, for multi-photo training; leftover renders are not used).
+    one render per item; n for items holding n renders of one identity, for multi-photo
+    training: renders ``[g n, (g + 1) n)`` of it (leftover renders are not used), or with
+    ``cyclic_groups`` one item per render k holding renders ``k, k + 1, .. k + n - 1`` modulo
+    the renders per identity (every render used, in n different groups).
 
     A single-render item (a dict):
 
@@ -58,7 +60,13 @@ class SyntheticFaces(Dataset):
     """
 
     def __init__(
-        self, root: str | Path, *, split: str | None = None, uv_size: int | None = None, group_size: int | None = None
+        self,
+        root: str | Path,
+        *,
+        split: str | None = None,
+        uv_size: int | None = None,
+        group_size: int | None = None,
+        cyclic_groups: bool = False,
     ) -> None:
         self.root = Path(root)
         self.meta = read_metadata(self.root)
@@ -74,6 +82,8 @@ class SyntheticFaces(Dataset):
         self.group_size = group_size
         if group_size is None:
             self._items = [(d, [k]) for d in self.identities for k in range(per_identity)]
+        elif cyclic_groups:
+            self._items = [(d, [(k + j) % per_identity for j in range(group_size)]) for d in self.identities for k in range(per_identity)]
         else:
             groups = per_identity // group_size
             self._items = [(d, list(range(g * group_size, (g + 1) * group_size))) for d in self.identities for g in range(groups)]

@@ -10,6 +10,11 @@ rendered with each photo's own mesh and light, reproduces every photo::
     L_albedo = gid_weight * L_gid(R, I)                        (eqs. 8-9, models.losses)
              + l1_weight * L1(R_j, I_j on R_j's mask)           (linear RGB)
              + lpips_weight * LPIPS(R_j, I_j on the mask)      (sRGB)      (eq. 10: 1, 10, 0.1)
+             + albedo_weight * L1(A, A_true on the UV face)    (linear RGB; synthetic items only)
+
+The last term is ours, not the paper's (it has no true albedos): on the synthetic engine the
+truth is known, and without it the re-render terms leave the albedo's colour and scale
+ambiguous against the light. The tiny preset uses it (weight 10); the paper preset does not.
 
 The identity network 𝒜 is dlib's ResNet (:class:`hifialbedo.models.identity.IdentityNet`,
 frozen); photo descriptors are taken on the photo masked to R_j's pixels (R_j is black
@@ -39,7 +44,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -82,6 +87,10 @@ class Stage3Config:
     ``image_size``, the size stage 2 trained E_uv on. Otherwise a power of two >= 16."""
     group_size: int = 4
     """Photos per group, i.e. per dataset item (the paper's n = 4)."""
+    synth_groups: Literal["disjoint", "cyclic"] = "cyclic"
+    """How a synthetic set's renders form groups: "disjoint" (renders 0..n-1, n..2n-1, ..; the rest
+    unused) or "cyclic" (one group per render, renders k..k+n-1 modulo the renders per identity,
+    so every render is used). Real ``photos:`` folders have their own grouping."""
     min_photos: int = 1
     """Fewest photos a step keeps per group; each step keeps a random number in [min_photos, group size]."""
     gid_weight: float = 1.0
@@ -90,6 +99,11 @@ class Stage3Config:
     """Eq. 10's eta_1: weight of the L1 between renders and photos (linear RGB, on the render mask)."""
     lpips_weight: float = 0.1
     """Eq. 10's eta_2: weight of LPIPS between renders and masked photos (sRGB); 0 skips loading LPIPS."""
+    albedo_weight: float = 0.0
+    """Weight of a supervised L1 between the albedo and its ground truth (linear RGB, on the UV
+    face mask), on items that carry one (synthetic sets). Not in the paper, which has no true
+    albedos (0 there); on synthetic data it removes the albedo-light scale ambiguity that the
+    re-render terms alone leave open. Items without ground truth (``photos:``) skip it."""
     use_identity: bool = True
     """Load the identity network (dlib's ResNet). Off: no L_gid (``gid_weight`` unused) and no outlier filter."""
     outlier_threshold: float = 0.6
@@ -111,9 +125,11 @@ class Stage3Config:
     def __post_init__(self) -> None:
         if self.uv_size != 0 and (self.uv_size < 16 or self.uv_size & (self.uv_size - 1)):
             raise ValueError(f"uv_size must be 0 (the VQ's image_size) or a power of two >= 16, got {self.uv_size}")
+        if self.synth_groups not in ("disjoint", "cyclic"):
+            raise ValueError(f"synth_groups must be 'disjoint' or 'cyclic', got {self.synth_groups!r}")
         if self.group_size < 1 or not 1 <= self.min_photos <= self.group_size:
             raise ValueError(f"need group_size >= 1 and 1 <= min_photos <= group_size, got {self.group_size}, {self.min_photos}")
-        for name in ("gid_weight", "l1_weight", "lpips_weight", "outlier_threshold"):
+        for name in ("gid_weight", "l1_weight", "lpips_weight", "albedo_weight", "outlier_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -167,8 +183,10 @@ STAGE3_PRESETS: dict[str, Stage3Config] = {
     # The paper: n = 4 photos per subject, eq. 10's weights; on the paper VQ, 1024 px UV
     # textures on the f16 codebook (a 64 x 64 latent grid, d = 256).
     "paper": Stage3Config(),
-    # On the tiny VQ (f = 4, d = 16, 64 px): a 16 x 16 latent grid.
+    # On the tiny VQ (f = 4, d = 16, 64 px): a 16 x 16 latent grid; trained on the synthetic
+    # engine, so with the supervised albedo term (items without a true albedo skip it).
     "tiny": Stage3Config(
+        albedo_weight=10.0,
         attention=AlbedoAttentionConfig(latent_dim=16, height=16, width=16),
         lighting=LightingHeadConfig(latent_dim=16, hidden_channels=32),
     ),
@@ -352,6 +370,10 @@ class AlbedoStage:
             gid = self._group_identity(modules["identity"], r, render_srgb, photo_masked, keep.shape[0])
             total = total + c.gid_weight * gid
             metrics["loss/gid"] = gid.item()
+        if c.albedo_weight > 0 and "albedo_uv_srgb" in batch:
+            sup = self.albedo_loss(out, batch)
+            total = total + c.albedo_weight * sup
+            metrics["loss/albedo_l1"] = sup.item()
         metrics["photos_kept"] = keep.sum().item() / keep.shape[0]
         metrics["photos_outliers"] = outliers.sum().item() / keep.shape[0]
         if "albedo_uv_srgb" in batch:
@@ -366,6 +388,14 @@ class AlbedoStage:
         render_desc = identity(render_srgb, r.landmarks)
         per_group = [group_identity_loss(photo_desc[r.group == g], render_desc[r.group == g]) for g in range(groups)]
         return torch.stack(per_group).mean()
+
+    @staticmethod
+    def albedo_loss(out: HiFiAlbedoOutput, batch: Mapping[str, Any]) -> Tensor:
+        """L1 of the albedo against ``albedo_uv_srgb`` in linear RGB on ``uv_mask`` (the benchmark's space), with gradient."""
+        target = srgb_to_linear(batch["albedo_uv_srgb"])
+        if target.shape[-1] != out.albedo_linear.shape[-1]:
+            raise ValueError(f"albedo_uv_srgb is {tuple(target.shape)}, the model's albedo {tuple(out.albedo.shape)}")
+        return l1(out.albedo_linear, target, mask=batch.get("uv_mask"))
 
     @staticmethod
     def albedo_error(out: HiFiAlbedoOutput, batch: Mapping[str, Any]) -> Tensor:
@@ -427,7 +457,9 @@ def stage3_dataset(sources: Sequence[tuple[str, str | Path]], config: Stage3Conf
     synth: list[SynthUVPhotos] = []
     for kind, root in checked:
         if kind == "synth":
-            ds = SynthUVPhotos(root, split="train", uv_size=config.uv_size, group_size=config.group_size)
+            ds = SynthUVPhotos(
+                root, split="train", uv_size=config.uv_size, group_size=config.group_size, cyclic_groups=config.synth_groups == "cyclic"
+            )
             if len(ds) == 0:
                 raise ValueError(f"{root}: no training group of {config.group_size} photos")
             synth.append(ds)

@@ -30,10 +30,12 @@ from hifialbedo.synth.torch_data import SyntheticFaces
 
 
 class SynthUVPhotos(Dataset):
-    """``SyntheticFaces(root, split=, uv_size=, group_size=)`` with the photos' UV textures."""
+    """``SyntheticFaces(root, split=, uv_size=, group_size=, cyclic_groups=)`` with the photos' UV textures."""
 
-    def __init__(self, root: str | Path, *, split: str | None = None, uv_size: int = 64, group_size: int | None = None) -> None:
-        self.faces = SyntheticFaces(root, split=split, uv_size=uv_size, group_size=group_size)
+    def __init__(
+        self, root: str | Path, *, split: str | None = None, uv_size: int = 64, group_size: int | None = None, cyclic_groups: bool = False
+    ) -> None:
+        self.faces = SyntheticFaces(root, split=split, uv_size=uv_size, group_size=group_size, cyclic_groups=cyclic_groups)
         self.uv_size = uv_size
         self._cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
