@@ -103,7 +103,8 @@ class Stage3Config:
     """Weight of a supervised L1 between the albedo and its ground truth (linear RGB, on the UV
     face mask), on items that carry one (synthetic sets). Not in the paper, which has no true
     albedos (0 there); on synthetic data it removes the albedo-light scale ambiguity that the
-    re-render terms alone leave open. Items without ground truth (``photos:``) skip it."""
+    re-render terms alone leave open. Items without ground truth (``photos:``) skip it, and so
+    does a run mixing ``synth:`` with ``photos:``, whose batches keep only the keys both share."""
     use_identity: bool = True
     """Load the identity network (dlib's ResNet). Off: no L_gid (``gid_weight`` unused) and no outlier filter."""
     outlier_threshold: float = 0.6
