@@ -313,3 +313,17 @@ def test_identity_folders(tmp_path):
         IdentityFolders(tmp_path / "vgg", 8, group_size=2, min_images=9)
     with pytest.raises(ValueError, match="folder does not exist"):
         IdentityFolders(tmp_path / "nobody", 8, group_size=2)
+
+
+def test_micro_batch_cache_keeps_one_step_per_micro_batch():
+    from hifialbedo.training.step_cache import MicroBatchCache
+
+    cache = MicroBatchCache()
+    a, b = torch.zeros(2, 3), torch.zeros(2, 3)
+    cache.put(5, a, "from a")
+    assert cache.get(5, a) == "from a"
+    assert cache.get(5, b) is None  # equal values, another micro-batch
+    assert cache.get(5, a.view(3, 2)) is None  # same storage, another shape
+    assert cache.get(6, a) is None  # another step
+    cache.put(6, b, "from b")
+    assert cache.get(6, b) == "from b" and cache.get(5, a) is None  # a new step drops the old entries

@@ -46,6 +46,7 @@ from hifialbedo.models.vqgan import VQAutoencoder, VQConfig, vq_config
 from hifialbedo.training.checkpoint import load_checkpoint
 from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import ImageFolder, UVTextureFolder, derive_seed
+from hifialbedo.training.step_cache import MicroBatchCache
 
 GanLoss = Literal["hinge", "non_saturating"]
 DATA_KINDS = ("images", "uv", "synth")
@@ -229,7 +230,7 @@ class CodebookStage:
 
     def __init__(self, config: Stage1Config) -> None:
         self.config = config
-        self._recon_cache: tuple[int, dict[tuple[int, tuple[int, ...]], Tensor]] = (-1, {})
+        self._recon_cache = MicroBatchCache()
         self._revived_step = -1
 
     def config_dict(self) -> dict[str, Any]:
@@ -255,19 +256,12 @@ class CodebookStage:
             return self._discriminator_loss(modules, images, step)
         raise ValueError(f"unknown optimizer {optimizer!r}")
 
-    @staticmethod
-    def _cache_key(images: Tensor) -> tuple[int, tuple[int, ...]]:
-        # The engine hands both passes the same micro-batch tensors: their storage names the micro-batch.
-        return images.data_ptr(), tuple(images.shape)
-
     def _generator_loss(self, modules: dict[str, nn.Module], images: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
         c = self.config
         x = to_model_range(images)
         out = modules["vq"](x)
         x_hat = out["reconstruction"]
-        if self._recon_cache[0] != step:
-            self._recon_cache = (step, {})
-        self._recon_cache[1][self._cache_key(images)] = x_hat.detach()
+        self._recon_cache.put(step, images, x_hat.detach())
 
         rec = reconstruction_l2(x_hat, x)
         nll = rec
@@ -324,7 +318,7 @@ class CodebookStage:
     def _discriminator_loss(self, modules: dict[str, nn.Module], images: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
         c = self.config
         x = to_model_range(images)
-        cached = self._recon_cache[1].get(self._cache_key(images)) if self._recon_cache[0] == step else None
+        cached = self._recon_cache.get(step, images)
         if cached is None:  # called without this step's generator pass on this micro-batch: recompute
             with torch.no_grad():
                 cached = modules["vq"](x)["reconstruction"]

@@ -112,6 +112,7 @@ from hifialbedo.training.checkpoint import load_checkpoint
 from hifialbedo.training.config import coerce_config, config_dict
 from hifialbedo.training.data import UVTextureFolder, derive_seed
 from hifialbedo.training.stage1 import GAN_LOSSES, GanLoss, merge_dicts, to_model_range, to_unit_range
+from hifialbedo.training.step_cache import MicroBatchCache
 
 DATA_KINDS = ("synth", "photos", "uv")
 N_LANDMARKS = 478  # MediaPipe's count (468 mesh vertices + 10 iris points)
@@ -345,7 +346,7 @@ class UVEncoderStage:
             raise ValueError("config.vq differs from the stage-1 model's config; use config.with_vq(vq.config)")
         self.config = config
         self._vq_state = {k: v.detach().cpu().clone() for k, v in vq.state_dict().items()}
-        self._cache: tuple[int, dict[tuple[int, tuple[int, ...]], dict[str, Tensor]]] = (-1, {})
+        self._cache = MicroBatchCache()  # generator outputs for the same step's discriminator pass
 
     def config_dict(self) -> dict[str, Any]:
         return {"stage": "stage2", "stage2": self.config.to_dict()}
@@ -420,11 +421,6 @@ class UVEncoderStage:
             return self.discriminator_loss(modules, batch, step)
         raise ValueError(f"unknown optimizer {optimizer!r}")
 
-    @staticmethod
-    def _cache_key(batch: Mapping[str, Any]) -> tuple[int, tuple[int, ...]]:
-        x = batch["photo_uv"]
-        return x.data_ptr(), tuple(x.shape)
-
     def generator_loss(
         self, modules: Mapping[str, nn.Module], batch: Mapping[str, Any], step: int
     ) -> tuple[Tensor, dict[str, float]]:
@@ -456,14 +452,12 @@ class UVEncoderStage:
             g_loss = GAN_LOSSES[c.gan_loss][1]
             g_latent = g_loss(modules["d_latent"](out.z_uv))
             g_image = g_loss(modules["d_image"](to_model_range(render_to_srgb(out.random.image))))
-            if self._cache[0] != step:
-                self._cache = (step, {})
-            self._cache[1][self._cache_key(batch)] = {
+            self._cache.put(step, batch["photo_uv"], {
                 "z_uv": out.z_uv.detach(),
                 "z_texture": z_texture,
                 "origin": out.origin.image.detach(),
                 "random": out.random.image.detach(),
-            }
+            })
         commitment = F.mse_loss(out.z_uv, out.quantized.zq.detach())  # zq's value is the selected codes
         adv_weight = c.adv_weight * warm
         total = c.id_weight * id_loss + c.l1_weight * rec + c.lpips_weight * lpips + adv_weight * (g_latent + g_image)
@@ -491,7 +485,7 @@ class UVEncoderStage:
         if warm == 0:
             device = batch["photo_uv"].device
             return torch.zeros((), device=device, requires_grad=True), dict.fromkeys(names, 0.0)
-        cached = self._cache[1].get(self._cache_key(batch)) if self._cache[0] == step else None
+        cached = self._cache.get(step, batch["photo_uv"])
         if cached is None:  # called without this step's generator pass: recompute
             with torch.no_grad():
                 out = self.forward(modules, batch, step)
