@@ -12,11 +12,11 @@ import sys; sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np, tempfile
 from pathlib import Path
 from tests.synthetic import known_albedo, render_known_face, write_case
-from hifialbedo.pipeline import Models, ReconstructConfig, reconstruct_photos
 from hifialbedo.io.images import read_photo
-from hifialbedo.ops.sh import directional_light
 from hifialbedo.mesh.topology import uv_regions
-from hifialbedo.render.unwrap import uv_layout
+from hifialbedo.ops.sh import directional_light
+from hifialbedo.pipeline import Models, ReconstructConfig, reconstruct_photos
+from hifialbedo.render.uv_layout import uv_layout
 m=Models(); p=read_photo(Path(__file__).resolve().parents[1] / "samples/grace_hopper.jpg"); lm=m.detector.detect(p.pixels).landmarks
 UV=256; truth=known_albedo(UV); lay=uv_layout(UV)
 tmp=Path(tempfile.mkdtemp())

@@ -57,7 +57,7 @@ def main() -> int:
     import torch
 
     from hifialbedo.eval.synth_albedo import evaluate_synth_albedo, mean_albedo_method, training_free_method
-    from hifialbedo.models.hifialbedo import HiFiAlbedo
+    from hifialbedo.models.albedo_model import HiFiAlbedo
     from hifialbedo.synth import PRESETS, write_dataset
     from hifialbedo.synth.dataset import load_identity, read_metadata
     from hifialbedo.training.run import train

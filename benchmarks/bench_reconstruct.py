@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from hifialbedo.pipeline import Models, ReconstructConfig, reconstruct
-    from hifialbedo.render.unwrap import uv_layout
+    from hifialbedo.render.uv_layout import uv_layout
     from hifialbedo.mesh.topology import uv_regions
 
     t = time.perf_counter()

@@ -10,7 +10,8 @@ from hifialbedo.io.images import write_png
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import lab_to_linear, linear_to_srgb_uint8, skin_locus_lab, srgb_uint8_to_linear
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, shade_view
+from hifialbedo.render.image_raster import paste_window, rasterize_in_image
+from hifialbedo.render.view_shading import shade_view
 
 # Linear RGB of a light-to-medium skin tone on the skin locus (L* 59, ITA 31: type III),
 # where the light-colour prior (skin locus + Planckian locus) has no off-locus error.
@@ -46,7 +47,7 @@ def render_known_face(
     view = shade_view(geometry, raster, albedo_map, sh)
     image = view.image
     if highlight is not None:
-        from hifialbedo.render.unwrap import view_maps
+        from hifialbedo.render.view_shading import view_maps
 
         n = view_maps(geometry, raster).normals
         half = np.asarray(highlight, dtype=np.float64) + [0, 0, 1]

@@ -11,7 +11,7 @@ from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.ops.sh import directional_light, sh_shading
 from hifialbedo.pipeline import ReconstructConfig, reconstruct
-from hifialbedo.render.unwrap import uv_layout
+from hifialbedo.render.uv_layout import uv_layout
 
 from .synthetic import known_albedo, render_known_face, write_case
 

@@ -118,7 +118,7 @@ def test_sclera_cue_sees_the_light_colour(astronaut):
 
 @pytest.fixture(scope="module")
 def relit_base(astronaut):
-    from hifialbedo.eval.relit import prepare_base
+    from hifialbedo.eval.relit_cases import prepare_base
 
     image, lm = astronaut
     return prepare_base("astronaut", image, lm)
@@ -126,7 +126,7 @@ def relit_base(astronaut):
 
 @pytest.mark.parametrize("type_index", [0, 2, 5])
 def test_relit_case_hits_its_skin_type_and_is_deterministic(relit_base, type_index):
-    from hifialbedo.eval.relit import RelitConfig, relight
+    from hifialbedo.eval.relit_cases import RelitConfig, relight
 
     config = RelitConfig()
     case = relight(relit_base, type_index, 1, config)
@@ -139,7 +139,7 @@ def test_relit_case_hits_its_skin_type_and_is_deterministic(relit_base, type_ind
 
 
 def test_relit_image_is_albedo_times_shading_plus_specular(relit_base):
-    from hifialbedo.eval.relit import RelitConfig, relight
+    from hifialbedo.eval.relit_cases import RelitConfig, relight
     from hifialbedo.ops.colour import srgb_uint8_to_linear
 
     case = relight(relit_base, 3, 0, RelitConfig(noise=0.0))
@@ -154,7 +154,7 @@ def test_relit_image_is_albedo_times_shading_plus_specular(relit_base):
 
 
 def test_relit_photo_still_looks_like_a_face_to_the_detector(relit_base, models):
-    from hifialbedo.eval.relit import RelitConfig, relight
+    from hifialbedo.eval.relit_cases import RelitConfig, relight
 
     case = relight(relit_base, 5, 2, RelitConfig())
     det = models.detector.detect(case.image)
@@ -168,7 +168,7 @@ def test_relit_photo_still_looks_like_a_face_to_the_detector(relit_base, models)
 @pytest.fixture(scope="module")
 def small_result(models):
     from hifialbedo.eval.benchmark import BenchmarkConfig, run_benchmark
-    from hifialbedo.eval.relit import RelitConfig
+    from hifialbedo.eval.relit_cases import RelitConfig
 
     relit = RelitConfig(photos=("samples/astronaut.png",), mirror=False, skin_types=(1, 4), lightings=2)
     config = BenchmarkConfig(relit=relit, methods=("reconstruct", "identity", "oracle_shading"), max_photos=2, curve_starts=1)

@@ -19,7 +19,7 @@ from hifialbedo.io.output import write_obj
 from hifialbedo.mesh.geometry import vertex_normals, vertex_tangents
 from hifialbedo.mesh.topology import load_face_topology
 from hifialbedo.pipeline import ReconstructConfig, reconstruct
-from hifialbedo.render.unwrap import uv_layout
+from hifialbedo.render.uv_layout import uv_layout
 
 from .conftest import SAMPLES
 

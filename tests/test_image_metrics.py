@@ -14,9 +14,9 @@ import pytest
 import torch
 from scipy.signal import convolve2d
 
-from hifialbedo.eval import lpips as lpips_module
+from hifialbedo.models import lpips as lpips_module
 from hifialbedo.eval.image_metrics import psnr, ssim
-from hifialbedo.eval.lpips import LPIPS, MIN_SIZE, load_weights, lpips_distance
+from hifialbedo.models.lpips import LPIPS, MIN_SIZE, load_weights, lpips_distance
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "lpips_reference.json"

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from hifialbedo.cli import main
-from hifialbedo.models.hifialbedo import HiFiAlbedo, HiFiAlbedoConfig
+from hifialbedo.models.albedo_model import HiFiAlbedo, HiFiAlbedoConfig
 from hifialbedo.models.vqgan import vq_config
 
 GRACE = Path(__file__).resolve().parents[1] / "samples" / "grace_hopper.jpg"

@@ -14,7 +14,10 @@ from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import LUMA_WEIGHTS, srgb_uint8_to_linear
 from hifialbedo.ops.sh import directional_light, sh_shading
 from hifialbedo.pipeline import ReconstructConfig, reconstruct, reconstruct_photos
-from hifialbedo.render.unwrap import rasterize_in_image, shade_view, unwrap, uv_layout
+from hifialbedo.render.image_raster import rasterize_in_image
+from hifialbedo.render.unwrap import unwrap
+from hifialbedo.render.uv_layout import uv_layout
+from hifialbedo.render.view_shading import shade_view
 
 from .conftest import SAMPLES
 from .synthetic import known_albedo, render_known_face, write_case

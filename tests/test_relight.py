@@ -28,8 +28,9 @@ from hifialbedo.ops.sh import (
 )
 from hifialbedo.pipeline import ReconstructConfig, reconstruct
 from hifialbedo.relight import RelightConfig, light_from_direction, load_light, relight
-from hifialbedo.render.relight import Specular, render_relit, turntable_geometry
-from hifialbedo.render.unwrap import rasterize_in_image, view_maps
+from hifialbedo.render.image_raster import rasterize_in_image
+from hifialbedo.render.relit_render import Specular, render_relit, turntable_geometry
+from hifialbedo.render.view_shading import view_maps
 
 from .conftest import SAMPLES
 

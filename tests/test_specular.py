@@ -18,7 +18,9 @@ from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb_uint8, srgb_uint8
 from hifialbedo.ops.sh import directional_light, directional_part
 from hifialbedo.pipeline import ReconstructConfig, reconstruct, reconstruct_photos
 from hifialbedo.relight import RelightConfig, relight
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, sample_uv_map, shade_view, uv_layout, view_maps
+from hifialbedo.render.image_raster import paste_window, rasterize_in_image
+from hifialbedo.render.uv_layout import uv_layout
+from hifialbedo.render.view_shading import sample_uv_map, shade_view, view_maps
 
 from .synthetic import known_albedo, write_case
 

@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from hifialbedo.models.fusion import AlbedoAttentionConfig
-from hifialbedo.models.hifialbedo import HiFiAlbedo, HiFiAlbedoConfig
+from hifialbedo.models.albedo_model import HiFiAlbedo, HiFiAlbedoConfig
+from hifialbedo.models.attention import AlbedoAttentionConfig
 from hifialbedo.models.identity import IdentityNet
 from hifialbedo.models.vqgan import VQAutoencoder, vq_config
 from hifialbedo.training.checkpoint import load_checkpoint, save_checkpoint

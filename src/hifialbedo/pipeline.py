@@ -32,16 +32,10 @@ from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.models.identity import SAME_PERSON_DISTANCE, IdentityModel, odd_ones_out
 from hifialbedo.ops import sh as sh_ops
 from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
-from hifialbedo.render.unwrap import (
-    ImageRaster,
-    Unwrap,
-    UVLayout,
-    paste_window,
-    rasterize_in_image,
-    shade_view,
-    unwrap,
-    uv_layout,
-)
+from hifialbedo.render.image_raster import ImageRaster, paste_window, rasterize_in_image
+from hifialbedo.render.unwrap import Unwrap, unwrap
+from hifialbedo.render.uv_layout import UVLayout, uv_layout
+from hifialbedo.render.view_shading import shade_view
 
 
 @dataclass(frozen=True)
@@ -103,9 +97,9 @@ class Models:
         self._learned: dict[str, object] = {}
 
     def learned(self, checkpoint: str):
-        """The learned model of a checkpoint, loaded once (``models.hifialbedo.HiFiAlbedo``)."""
+        """The learned model of a checkpoint, loaded once (``models.albedo_model.HiFiAlbedo``)."""
         if checkpoint not in self._learned:
-            from hifialbedo.models.hifialbedo import HiFiAlbedo
+            from hifialbedo.models.albedo_model import HiFiAlbedo
 
             path = Path(checkpoint)
             if not path.is_file():

@@ -26,7 +26,7 @@ from hifialbedo.ops import sh as sh_ops
 from hifialbedo.ops.brdf import shininess_from_roughness
 from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
 from hifialbedo.pipeline import LIGHTING_CONVENTIONS
-from hifialbedo.render.relight import RelitView, Specular, posed_geometry, render_relit, turntable_geometry
+from hifialbedo.render.relit_render import RelitView, Specular, posed_geometry, render_relit, turntable_geometry
 
 TURNTABLE_DEGREES = 60.0
 """A turntable spans yaw -60 .. +60 degrees (the mesh is a face, open at the back)."""

@@ -30,14 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from hifialbedo.eval.fair import SKIN_TYPES, fair_scores, mean_ita
-from hifialbedo.eval.relit import RelitCase, RelitConfig, load_bases, relit_cases
+from hifialbedo.eval.relit_cases import RelitCase, RelitConfig, load_bases, relit_cases
 from hifialbedo.inverse.eyes import sclera_cue
 from hifialbedo.inverse.lighting import LightingConfig, scene_colour
 from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
 from hifialbedo.io.images import Photo
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb
-from hifialbedo.render.unwrap import paste_window, shade_view, uv_layout
+from hifialbedo.render.image_raster import paste_window
+from hifialbedo.render.uv_layout import uv_layout
+from hifialbedo.render.view_shading import shade_view
 
 DEFAULT_METHODS = ("reconstruct", "identity", "grey_world", "oracle_shading", "oracle_shape")
 
@@ -220,7 +222,7 @@ class Scorer:
         s = CaseScore(method, c.name, c.base, c.type_index, c.lighting_index, len(cases), gt_ita, pred_ita, abs(pred_ita - gt_ita), mae)
         if self.config.image_metrics:
             from hifialbedo.eval.image_metrics import psnr, ssim
-            from hifialbedo.eval.lpips import lpips_distance
+            from hifialbedo.models.lpips import lpips_distance
 
             ys, xs = _crop_box(valid)
             m = valid[ys, xs]

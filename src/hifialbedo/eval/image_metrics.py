@@ -4,7 +4,7 @@ Images are NumPy float arrays ``(H, W, 3)`` holding sRGB-encoded values in
 ``[0, data_range]`` (default [0, 1]): the metrics are computed on the encoded values, as
 published numbers are, not on linear RGB. An optional ``mask`` is an ``(H, W)`` bool array
 selecting the pixels that count. PSNR and SSIM are scikit-image's; LPIPS is
-:func:`hifialbedo.eval.lpips.lpips_distance`.
+:func:`hifialbedo.models.lpips.lpips_distance`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from hifialbedo.eval.lpips import lpips_distance
+from hifialbedo.models.lpips import lpips_distance
 
 __all__ = ["SSIM_SIGMA", "lpips_distance", "psnr", "ssim"]
 

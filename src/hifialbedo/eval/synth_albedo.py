@@ -85,7 +85,7 @@ def training_free_method(uv_size: int = 256) -> AlbedoMethod:
     from hifialbedo.io.images import Photo
     from hifialbedo.mesh.topology import uv_regions as regions
     from hifialbedo.pipeline import ReconstructConfig, analyse_photo, fuse_photo_results
-    from hifialbedo.render.unwrap import uv_layout
+    from hifialbedo.render.uv_layout import uv_layout
 
     config = ReconstructConfig(uv_size=uv_size, check_identity=False)
     layout = uv_layout(uv_size)

@@ -95,7 +95,7 @@ def texel_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarr
     """``(N, 2, 3)`` dP/du and dP/dv (per texel step, v down) of each texel's triangle.
 
     ``vertices`` ``(V, 3)`` in any frame, ``uv`` ``(V, 2)`` in [0, 1] (v down), ``layout`` a
-    ``render.unwrap.UVLayout``."""
+    ``render.uv_layout.UVLayout``."""
     p = np.asarray(vertices, np.float64)[faces]
     st = np.asarray(uv, np.float64)[faces] * layout.size
     e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]

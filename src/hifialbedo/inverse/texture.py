@@ -14,7 +14,9 @@ import numpy as np
 
 from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.mesh.geometry import fit_face_geometry
-from hifialbedo.render.unwrap import rasterize_in_image, unwrap, uv_layout
+from hifialbedo.render.image_raster import rasterize_in_image
+from hifialbedo.render.unwrap import unwrap
+from hifialbedo.render.uv_layout import uv_layout
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import numpy as np
 from hifialbedo import __version__
 from hifialbedo.mesh.geometry import vertex_tangents
 from hifialbedo.mesh.topology import load_face_topology
-from hifialbedo.render.unwrap import UVLayout, uv_layout
+from hifialbedo.render.uv_layout import UVLayout, uv_layout
 
 SKIN_ROUGHNESS = 0.5
 """Constant roughness when no roughness map is given: a typical value for skin in PBR

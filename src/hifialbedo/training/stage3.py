@@ -1,11 +1,11 @@
 """Stage 3 of the learned model: albedo from n photos of one person (HiFiAlbedo section 3.3, eqs. 8-10).
 
 The frozen stage-2 UV encoder E_uv and the frozen codebook (Q, G) stay fixed; the
-cross-attention (:class:`hifialbedo.models.fusion.AlbedoAttention`) and the lighting head
-(:class:`hifialbedo.models.fusion.LightingHead`) learn so that the one albedo A of a group,
+cross-attention (:class:`hifialbedo.models.attention.AlbedoAttention`) and the lighting head
+(:class:`hifialbedo.models.attention.LightingHead`) learn so that the one albedo A of a group,
 rendered with each photo's own mesh and light, reproduces every photo::
 
-    A, L_j = HiFiAlbedo(photo_uv_1 .. photo_uv_n)             (models.hifialbedo)
+    A, L_j = HiFiAlbedo(photo_uv_1 .. photo_uv_n)             (models.albedo_model)
     R_j    = render(A, mesh(landmarks_j), L_j)                 linear RGB (render.views)
     L_albedo = gid_weight * L_gid(R, I)                        (eqs. 8-9, models.losses)
              + l1_weight * L1(R_j, I_j on R_j's mask)           (linear RGB)
@@ -50,14 +50,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from hifialbedo.models.fusion import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
-from hifialbedo.models.hifialbedo import (
+from hifialbedo.models.albedo_model import (
     HiFiAlbedo,
     HiFiAlbedoConfig,
     HiFiAlbedoOutput,
     albedo_from_photos,
     clamp_unit_straight_through,
 )
+from hifialbedo.models.attention import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
 from hifialbedo.models.identity import IdentityNet, odd_ones_out
 from hifialbedo.models.losses import PerceptualLoss, group_identity_loss, l1
 from hifialbedo.models.vqgan import VQAutoencoder, VQConfig
@@ -315,7 +315,7 @@ class AlbedoStage:
     # ------------------------------------------------------------------ pieces
 
     def forward(self, modules: Mapping[str, nn.Module], photo_uv: Tensor, mask: Tensor | None) -> HiFiAlbedoOutput:
-        """The model's forward pass on the stage's modules (:func:`models.hifialbedo.albedo_from_photos`)."""
+        """The model's forward pass on the stage's modules (:func:`models.albedo_model.albedo_from_photos`)."""
         return albedo_from_photos(
             photo_uv,
             mask,

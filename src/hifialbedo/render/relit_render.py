@@ -2,7 +2,7 @@
 by an SH light (Lambert, ``ops.sh``) plus an optional Blinn-Phong lobe (``ops.brdf``).
 
 Built from the pipeline's own parts: the pose gives a ``FaceGeometry``,
-``render.unwrap.rasterize_in_image`` rasterizes it and ``render.unwrap.shade_view`` does
+``render.image_raster.rasterize_in_image`` rasterizes it and ``render.view_shading.shade_view`` does
 albedo x shading exactly as the pipeline's ``views/*/render_view.png``.
 
 Conventions: vertices ``(468, 3)`` in the head frame (x: subject's left = image right of a
@@ -20,7 +20,8 @@ import numpy as np
 
 from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry
 from hifialbedo.ops.brdf import blinn_phong
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, sample_uv_map, shade_view, view_maps
+from hifialbedo.render.image_raster import paste_window, rasterize_in_image
+from hifialbedo.render.view_shading import sample_uv_map, shade_view, view_maps
 
 FIT_FRACTION = 0.9  # a turntable view's mesh spans this fraction of the image (height or turning width)
 

@@ -2,7 +2,7 @@
 
 The n photos of one person, each unwrapped onto the UV layout (``inverse.texture``), go
 through the stage-2 UV encoder E_uv to continuous latents z_1 .. z_n; the cross-attention
-module (:class:`hifialbedo.models.fusion.AlbedoAttention`) reads them all into one albedo
+module (:class:`hifialbedo.models.attention.AlbedoAttention`) reads them all into one albedo
 latent a; the frozen codebook quantises it and the frozen decoder G turns it into the
 albedo map::
 
@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hifialbedo.models.fusion import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
+from hifialbedo.models.attention import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
 from hifialbedo.models.saved import load_tagged
 from hifialbedo.models.vqgan import Encoder, VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import srgb_to_linear

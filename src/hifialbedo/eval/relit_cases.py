@@ -46,7 +46,8 @@ from hifialbedo.ops.colour import (
     srgb_uint8_to_linear,
     white_of_temperature,
 )
-from hifialbedo.render.unwrap import paste_window, rasterize_in_image, view_maps
+from hifialbedo.render.image_raster import paste_window, rasterize_in_image
+from hifialbedo.render.view_shading import view_maps
 
 # Target ITA of each skin type (degrees): inside the type's range, clear of its bounds.
 TYPE_TARGET_ITA = (62.0, 48.0, 34.5, 19.0, -10.0, -45.0)
