@@ -25,7 +25,7 @@ from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import read_photo
 from hifialbedo.ops.colour import srgb_to_linear
 from hifialbedo.training.photo_data import PHOTO_KEYS, PhotoUVFolder, face_crop, prepare_photos, read_photo_index
-from hifialbedo.training.stage2 import PairedTextures, stage2_dataset
+from hifialbedo.training.stage2_data import PairedTextures, stage2_dataset
 from hifialbedo.training.stage3 import stage3_config, stage3_dataset
 from hifialbedo.training.synth_data import SynthUVPhotos
 
@@ -243,7 +243,7 @@ def test_stage_datasets_take_photos(world, tmp_path):
 
 def test_stages_2_and_3_train_on_prepared_photos(world, tmp_path):
     """A 2-step stage 1 on the crops (for a checkpoint), then 2 steps each of stages 2 and 3 on the prepared folder."""
-    from hifialbedo.training.checkpoint import load_checkpoint
+    from hifialbedo.models.saved import load_checkpoint
     from hifialbedo.training.metrics import read_metrics
     from hifialbedo.training.run import train
 

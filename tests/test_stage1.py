@@ -21,11 +21,10 @@ import pytest
 import torch
 
 from hifialbedo.inverse.texture import photo_texture
+from hifialbedo.models.saved import CHECKPOINT_FORMAT, load_checkpoint
 from hifialbedo.models.vqgan import VQAutoencoder
 from hifialbedo.ops.colour import linear_to_srgb
-from hifialbedo.synth import PRESETS as SYNTH_PRESETS
-from hifialbedo.synth import write_dataset
-from hifialbedo.training.checkpoint import FORMAT, load_checkpoint
+from hifialbedo.synth import PRESETS as SYNTH_PRESETS, write_dataset
 from hifialbedo.training.metrics import read_metrics
 from hifialbedo.training.run import parse_data_specs, resolve_config, train
 from hifialbedo.training.stage1 import (
@@ -133,7 +132,7 @@ def test_load_stage1_model_matches_the_trained_module(run, tmp_path):
     torch.save(other, tmp_path / "s2.ckpt")
     with pytest.raises(ValueError, match=r"s2.ckpt: not a stage-1 .* 'stage2'"):
         load_stage1_model(tmp_path / "s2.ckpt")
-    torch.save({"format": FORMAT, "stage_config": None, "modules": {}}, tmp_path / "none.ckpt")
+    torch.save({"format": CHECKPOINT_FORMAT, "stage_config": None, "modules": {}}, tmp_path / "none.ckpt")
     with pytest.raises(ValueError, match="none.ckpt: not a stage-1"):
         load_stage1_model(tmp_path / "none.ckpt")
 

@@ -21,24 +21,17 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from hifialbedo.models.albedo_model import predict_texture
 from hifialbedo.models.discriminators import LatentDiscriminatorConfig
+from hifialbedo.models.saved import load_checkpoint
 from hifialbedo.models.vqgan import vq_config
 from hifialbedo.synth import PRESETS, write_dataset
-from hifialbedo.training.checkpoint import load_checkpoint
 from hifialbedo.training.config import TrainConfig
 from hifialbedo.training.metrics import read_metrics
 from hifialbedo.training.stage1 import CodebookStage, load_stage1_model, stage1_config, stage1_dataset
-from hifialbedo.training.stage2 import (
-    STAGE2_PRESETS,
-    Stage2Config,
-    UVEncoderStage,
-    build_stage2,
-    load_stage2_model,
-    predict_texture,
-    random_view_angles,
-    stage2_config,
-    stage2_dataset,
-)
+from hifialbedo.training.stage2 import UVEncoderStage, build_stage2, load_stage2_model, random_view_angles
+from hifialbedo.training.stage2_config import STAGE2_PRESETS, Stage2Config, stage2_config
+from hifialbedo.training.stage2_data import stage2_dataset
 
 UV, IMAGE, STEPS, ADV_START, CODES = 32, 64, 40, 20, 128
 GEN_TERMS = ("id", "l1", "lpips", "g_latent", "g_image", "adv_weight", "commitment", "perplexity", "z_distance")

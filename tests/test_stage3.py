@@ -22,8 +22,9 @@ from torch.utils.data import default_collate
 from hifialbedo.models.albedo_model import HiFiAlbedo, HiFiAlbedoConfig
 from hifialbedo.models.attention import AlbedoAttentionConfig
 from hifialbedo.models.identity import IdentityNet
+from hifialbedo.models.saved import load_checkpoint
 from hifialbedo.models.vqgan import VQAutoencoder, vq_config
-from hifialbedo.training.checkpoint import load_checkpoint, save_checkpoint
+from hifialbedo.training.checkpoint import save_checkpoint
 from hifialbedo.training.config import TrainConfig
 from hifialbedo.training.metrics import read_metrics
 from hifialbedo.training.stage3 import (

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.models.saved import load_checkpoint
 from hifialbedo.training.config import TrainConfig, load_config, parse_overrides
 from hifialbedo.training.data import IdentityFolders, ImageFolder, StepBatchSampler, UVTextureFolder
 from hifialbedo.training.metrics import read_metrics

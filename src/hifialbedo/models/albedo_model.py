@@ -33,11 +33,12 @@ import torch
 from torch import Tensor, nn
 
 from hifialbedo.models.attention import AlbedoAttention, AlbedoAttentionConfig, LightingHead, LightingHeadConfig
-from hifialbedo.models.saved import load_tagged
-from hifialbedo.models.vqgan import Encoder, VQAutoencoder, VQConfig
+from hifialbedo.models.saved import atomic_save, load_module_weights, load_tagged, read_stage_checkpoint
+from hifialbedo.models.vqgan import Encoder, Quantized, VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import srgb_to_linear
 
 PRETRAINED_FORMAT = "hifialbedo.model/1"
+_STAGE3_MODULES = ("vq", "encoder_uv", "attention", "lighting")  # what a stage-3 checkpoint gives the model
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,24 @@ class HiFiAlbedoOutput:
 def clamp_unit_straight_through(x: Tensor) -> Tensor:
     """``x`` clamped to [0, 1] in value, with the identity as gradient (an overshoot still learns)."""
     return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+def predict_texture(encoder_uv: nn.Module, vq: VQAutoencoder, photo_uv: Tensor) -> tuple[Tensor, Quantized, Tensor]:
+    """The stage-2 model's UV texture T = G(Q(E_uv(photo_uv))) of photos unwrapped onto the UV layout.
+
+    ``photo_uv`` ``(B, 3, S, S)`` sRGB mapped to [-1, 1] ->
+    ``(z_uv (B, d, S/f, S/f), quantised (straight-through to z_uv), texture (B, 3, S, S) sRGB about [-1, 1])``.
+
+    >>> from hifialbedo.models.vqgan import vq_config
+    >>> vq = VQAutoencoder(vq_config("tiny", image_size=16, codebook_size=8))
+    >>> z, q, t = predict_texture(Encoder(vq.config), vq, torch.zeros(1, 3, 16, 16))
+    >>> tuple(z.shape), tuple(q.indices.shape), tuple(t.shape)
+    ((1, 16, 4, 4), (1, 4, 4), (1, 3, 16, 16))
+    """
+    vq.check_image(photo_uv)
+    z_uv = encoder_uv(photo_uv)
+    quantized = vq.quantize(z_uv)
+    return z_uv, quantized, vq.decode(quantized.zq)
 
 
 def albedo_from_photos(
@@ -246,32 +265,20 @@ class HiFiAlbedo(nn.Module):
         strictly. FileNotFoundError when ``path`` is missing; ValueError naming the file when
         it is unreadable, not a stage-3 checkpoint, or its weights do not fit its config.
         """
-        from hifialbedo.training.checkpoint import load_checkpoint  # the engine's file format
-
-        state = load_checkpoint(path, map_location=map_location)
-        stage = state.get("stage_config")
-        if not isinstance(stage, dict) or stage.get("stage") != "stage3" or "model" not in stage:
-            found = stage.get("stage") if isinstance(stage, dict) else None
-            raise ValueError(f"{path}: not a stage-3 (albedo) checkpoint (its stage is {found!r})")
-        try:
-            config = HiFiAlbedoConfig.from_dict(stage["model"])
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: bad stage-3 model config ({exc})") from None
+        config, state = read_stage_checkpoint(
+            path,
+            "stage3",
+            HiFiAlbedoConfig.from_dict,
+            config_key="model",
+            modules=_STAGE3_MODULES,
+            map_location=map_location,
+        )
         model = cls(config)
-        modules = state.get("modules", {})
-        for name in ("vq", "encoder_uv", "attention", "lighting"):
-            if name not in modules:
-                raise ValueError(f"{path}: stage-3 checkpoint without {name!r} weights")
-            try:
-                getattr(model, name).load_state_dict(modules[name])
-            except RuntimeError as exc:
-                raise ValueError(f"{path}: {name!r} weights do not match the stored config ({exc})") from None
+        load_module_weights(path, state, {name: getattr(model, name) for name in _STAGE3_MODULES})
         return model.to(map_location).eval()
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the config and all weights to one file, atomically (no optimiser or training state)."""
-        from hifialbedo.training.checkpoint import atomic_save
-
         path = Path(path)
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         atomic_save({"format": PRETRAINED_FORMAT, "config": self.config.to_dict(), "state_dict": state}, path)
@@ -295,4 +302,5 @@ __all__ = [
     "HiFiAlbedoOutput",
     "albedo_from_photos",
     "clamp_unit_straight_through",
+    "predict_texture",
 ]

@@ -33,6 +33,8 @@ descriptors, which are constants when 𝒜 is frozen.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -105,6 +107,16 @@ def non_saturating_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
 def non_saturating_g_loss(logits_fake: Tensor) -> Tensor:
     """Generator's non-saturating loss mean(-log D(fake)) = mean(softplus(-logits))."""
     return F.softplus(-logits_fake).mean()
+
+
+GanLoss = Literal["hinge", "non_saturating"]
+"""The adversarial loss pairs a stage can train with."""
+
+GAN_LOSSES = {
+    "hinge": (hinge_d_loss, hinge_g_loss),
+    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
+}
+"""GAN loss name -> (discriminator loss, generator loss); stages 1 and 2 choose by name."""
 
 
 def adaptive_adversarial_weight(

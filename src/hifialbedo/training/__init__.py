@@ -10,7 +10,7 @@ Stage 2 (UV encoder, dual discriminator) and stage 3 (multi-photo albedo) are in
 made ready by ``hifialbedo prepare``).
 """
 
-from hifialbedo.training.checkpoint import load_checkpoint
+from hifialbedo.models.saved import load_checkpoint
 from hifialbedo.training.config import TrainConfig, load_config
 from hifialbedo.training.data import IdentityFolders, ImageFolder, UVTextureFolder
 from hifialbedo.training.stage1 import (

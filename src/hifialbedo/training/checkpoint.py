@@ -1,17 +1,8 @@
-"""Checkpoint files: atomic writing, rotation, loading, and random-number-generator state.
+"""Checkpoint files of a training run: rotation of ``step_*.ckpt`` beside ``last.ckpt``, and
+random-number-generator state.
 
-A training checkpoint (written by ``training.engine.fit``) is a dict:
-
-- ``format``: ``"hifialbedo.train/1"``; ``step``: optimiser steps completed
-- ``modules``: ``{name: state_dict}`` for every module of the stage, trainable and frozen
-- ``optimizers``: ``{name: state_dict}``; ``scaler``: the grad scaler's state or None
-- ``rng``: one ``capture_rng_state()`` dict per rank, in rank order
-- ``sampler``: ``{"epoch", "batches_consumed"}`` (global batches into that epoch)
-- ``elapsed``: training seconds so far; ``metrics``: the last logged metrics
-- ``train_config``: ``TrainConfig.to_dict()``; ``stage_config``: ``stage.config_dict()`` or None
-- ``world_size``: processes that trained it
-
-It holds only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it.
+The file format, its atomic writing and its reading are the models' (``models.saved``: a
+checkpoint holds the models' weights and configs, and models load from it).
 """
 
 from __future__ import annotations
@@ -20,17 +11,14 @@ import os
 import random
 import re
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 
-from hifialbedo.models.saved import load_tagged
+from hifialbedo.models.saved import atomic_save
 
-FORMAT = "hifialbedo.train/1"
 LAST = "last.ckpt"
 _STEP_FILE = re.compile(r"^step_(\d+)\.ckpt$")
 
@@ -38,33 +26,6 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.ckpt$")
 def step_file_name(step: int) -> str:
     """``step_0000100.ckpt`` for step 100."""
     return f"step_{step:07d}.ckpt"
-
-
-def _atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool) -> None:
-    """``write`` into a temporary file beside ``path`` (fsync'd when asked), then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``: never a partial file."""
-    _atomic_write(path, lambda f: torch.save(obj, f), fsync=True)
-
-
-def atomic_write_bytes(data: bytes, path: str | Path) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    _atomic_write(path, lambda f: f.write(data), fsync=False)
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: str | Path, *, keep_last: int) -> Path:
@@ -96,15 +57,6 @@ def step_checkpoints(ckpt_dir: str | Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _STEP_FILE.match(p.name))]
     return [p for _, p in sorted(found)]
-
-
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``fit`` (see the module docstring for its keys).
-
-    Raises FileNotFoundError when ``path`` does not exist and ValueError, naming the file, when it
-    is not a readable checkpoint (truncated, corrupt, or another format).
-    """
-    return load_tagged(path, FORMAT, "hifialbedo training checkpoint", map_location=map_location)
 
 
 def capture_rng_state() -> dict[str, Any]:

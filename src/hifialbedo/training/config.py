@@ -8,15 +8,14 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hifialbedo.typed_config import coerce_config, config_dict
+from hifialbedo.typed_config import ConfigDictMixin
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "cuda")
@@ -24,7 +23,7 @@ STRATEGIES = ("auto", "ddp")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDictMixin):
     """What the generic engine (``training.engine.fit``) needs; the stage has its own config."""
 
     out_dir: str = "runs/train"
@@ -84,15 +83,6 @@ class TrainConfig:
         for name, allowed in (("precision", PRECISIONS), ("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-serialisable values (tuples become lists)."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from plain values, checking names and types (ints are accepted for floats)."""
-        return coerce_config(cls, data)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (type-checked like ``from_dict``)."""
@@ -157,4 +147,4 @@ def load_config(
     return TrainConfig.from_dict(data)
 
 
-__all__ = ["TrainConfig", "coerce_config", "config_dict", "load_config", "parse_overrides", "read_config_file"]
+__all__ = ["TrainConfig", "load_config", "parse_overrides", "read_config_file"]

@@ -8,7 +8,7 @@ once, sorted, so an index always names the same file.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -53,6 +53,28 @@ def read_image(path: str | Path, size: int, *, crop: bool = True) -> torch.Tenso
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def check_sources(sources: Sequence[tuple[str, str | Path]], kinds: Sequence[str], *, stage: int) -> list[tuple[str, Path]]:
+    """A stage's ``(kind, folder)`` data sources with folders as Paths, each kind one of ``kinds``
+    and each folder existing; ValueError naming the kind or the folder otherwise.
+
+    >>> check_sources([("synth", ".")], ("synth", "photos"), stage=3)
+    [('synth', PosixPath('.'))]
+    >>> check_sources([("images", ".")], ("synth", "photos"), stage=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: images:.: unknown data kind 'images' for stage 3; choose from ['synth', 'photos']
+    """
+    checked = []
+    for kind, root in sources:
+        root = Path(root)
+        if kind not in kinds:
+            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage {stage}; choose from {list(kinds)}")
+        if not root.is_dir():
+            raise ValueError(f"{root}: folder does not exist")
+        checked.append((kind, root))
+    return checked
 
 
 def derive_seed(*keys: int) -> int:

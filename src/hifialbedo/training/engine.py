@@ -24,16 +24,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from hifialbedo.training.checkpoint import (
-    FORMAT,
-    LAST,
-    atomic_write_bytes,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-    step_checkpoints,
-)
+from hifialbedo.models.saved import CHECKPOINT_FORMAT, atomic_write_bytes, load_checkpoint
+from hifialbedo.training.checkpoint import LAST, capture_rng_state, restore_rng_state, save_checkpoint, step_checkpoints
 from hifialbedo.training.config import TrainConfig
 from hifialbedo.training.data import StepBatchSampler, derive_seed
 from hifialbedo.training.metrics import MetricsLog, save_sample_grids
@@ -329,7 +321,7 @@ def _checkpoint_state(
     """The checkpoint dict (every rank takes part: RNG states are gathered)."""
     rng = _gather_rng(fabric)
     return {
-        "format": FORMAT,
+        "format": CHECKPOINT_FORMAT,
         "step": step,
         "modules": {name: module.state_dict() for name, module in run.originals.items()},
         "optimizers": {name: optimizer.state_dict() for name, _, optimizer in run.optimizers},

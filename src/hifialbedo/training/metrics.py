@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from hifialbedo.training.checkpoint import atomic_write_bytes
+from hifialbedo.models.saved import atomic_write_bytes
 
 
 class MetricsLog:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from hifialbedo.training.config import TrainConfig, load_config, parse_overrides, read_config_file
-from hifialbedo.training.stage1 import CodebookStage, merge_dicts, stage1_config, stage1_dataset
+from hifialbedo.training.stage1 import CodebookStage, stage1_config, stage1_dataset
+from hifialbedo.typed_config import merge_settings
 
 STAGES = ("stage1", "stage2", "stage3")
 
@@ -63,21 +64,6 @@ def parse_data_specs(specs: Sequence[str]) -> list[tuple[str, Path]]:
             raise ValueError(f"--data {spec!r}: {folder}: folder does not exist")
         sources.append((kind, folder))
     return sources
-
-
-def _nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"vq.codebook_size": 64}`` -> ``{"vq": {"codebook_size": 64}}``."""
-    out: dict[str, Any] = {}
-    for key, value in dotted.items():
-        parts = key.split(".")
-        if any(not p for p in parts):
-            raise ValueError(f"override key {key!r} has an empty part")
-        out = merge_dicts(out, _nested(parts, value))
-    return out
-
-
-def _nested(parts: list[str], value: Any) -> dict[str, Any]:
-    return {parts[0]: _nested(parts[1:], value) if len(parts) > 1 else value}
 
 
 def _file_tables(path: Path) -> dict[str, dict[str, Any]]:
@@ -135,7 +121,7 @@ def resolve_config(
         train_cfg = load_config(None, train_overrides, base=base)
     if out_dir is not None:
         train_cfg = train_cfg.replace(out_dir=str(out_dir))
-    return train_cfg, merge_dicts(tables.get(stage_name, {}), _nest(stage_dotted))
+    return train_cfg, merge_settings(tables.get(stage_name, {}), stage_dotted)
 
 
 def build_stage(

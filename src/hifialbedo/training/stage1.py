@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,51 +33,28 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from hifialbedo.models.discriminators import PatchDiscriminator, PatchDiscriminatorConfig
 from hifialbedo.models.losses import (
+    GAN_LOSSES,
+    GanLoss,
     PerceptualLoss,
     adaptive_adversarial_weight,
     adversarial_warmup,
-    hinge_d_loss,
-    hinge_g_loss,
-    non_saturating_d_loss,
-    non_saturating_g_loss,
     reconstruction_l2,
 )
+from hifialbedo.models.saved import load_module_weights, read_stage_checkpoint
 from hifialbedo.models.vqgan import VQAutoencoder, VQConfig, vq_config
-from hifialbedo.training.checkpoint import load_checkpoint
-from hifialbedo.training.config import coerce_config, config_dict
-from hifialbedo.training.data import ImageFolder, UVTextureFolder, derive_seed
+from hifialbedo.training.data import ImageFolder, UVTextureFolder, check_sources, derive_seed
 from hifialbedo.training.step_cache import MicroBatchCache
+from hifialbedo.typed_config import ConfigDictMixin
 
-GanLoss = Literal["hinge", "non_saturating"]
 DATA_KINDS = ("images", "uv", "synth")
 LPIPS_MIN_SIZE = 32  # LPIPS (AlexNet) needs sides >= 31 px; image sides are powers of two
-
-# GAN loss name -> (discriminator loss, generator loss); shared by stages 1 and 2.
-GAN_LOSSES = {
-    "hinge": (hinge_d_loss, hinge_g_loss),
-    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
-}
-
-
-# --------------------------------------------------------------------------- typed config dicts
-
-
-def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``update``, recursing into tables present in both (new dicts, inputs untouched)."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_dicts(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 # --------------------------------------------------------------------------- config
 
 
 @dataclass(frozen=True)
-class Stage1Config:
+class Stage1Config(ConfigDictMixin):
     """Everything stage 1 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset.
 
     ``beta`` (eq. 2's commitment weight) lives in ``vq.beta``; :attr:`beta` reads it and
@@ -129,18 +106,16 @@ class Stage1Config:
         """Eq. 2's commitment weight (``vq.beta``)."""
         return self.vq.beta
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML values, nested ``vq`` and ``disc`` tables; ``from_dict(to_dict())`` is equal."""
-        return config_dict(self)
+    settings_prefix: ClassVar[str] = "stage1."
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage1Config:
         """From plain values, type-checked; missing keys (also inside ``vq``/``disc``) keep the defaults."""
-        return coerce_config(cls, _beta_into_vq(data), where="stage1.")
+        return super().from_dict(_beta_into_vq(data))
 
     def updated(self, overrides: Mapping[str, Any]) -> Stage1Config:
-        """A copy with nested ``overrides`` applied, e.g. ``{"adv_weight": 0.5, "vq": {"codebook_size": 64}}``."""
-        return type(self).from_dict(merge_dicts(self.to_dict(), _beta_into_vq(overrides)))
+        """A copy with ``overrides`` applied (``typed_config.merge_settings``), e.g. ``{"adv_weight": 0.5, "vq": {"codebook_size": 64}}``."""
+        return super().updated(_beta_into_vq(overrides))
 
 
 def _beta_into_vq(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -404,12 +379,7 @@ def stage1_dataset(sources: Sequence[tuple[str, str | Path]], size: int) -> Data
     if not sources:
         raise ValueError("stage 1 needs at least one data source (kind:folder with kind in images, uv, synth)")
     parts: list[Dataset] = []
-    for kind, root in sources:
-        root = Path(root)
-        if kind not in DATA_KINDS:
-            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 1; choose from {list(DATA_KINDS)}")
-        if not root.is_dir():
-            raise ValueError(f"{root}: folder does not exist")
+    for kind, root in check_sources(sources, DATA_KINDS, stage=1):
         if kind == "images":
             parts.append(KeyedImages(ImageFolder(root, size), "image"))
         elif kind == "uv":
@@ -422,22 +392,6 @@ def stage1_dataset(sources: Sequence[tuple[str, str | Path]], size: int) -> Data
 # --------------------------------------------------------------------------- loading
 
 
-def read_stage1_config(ckpt_path: str | Path) -> tuple[Stage1Config, dict[str, Any]]:
-    """The stage config and the raw checkpoint of a stage-1 checkpoint; ValueError naming the file otherwise."""
-    state = load_checkpoint(ckpt_path)
-    stage = state.get("stage_config")
-    if not isinstance(stage, dict) or stage.get("stage") != "stage1" or "stage1" not in stage:
-        found = stage.get("stage") if isinstance(stage, dict) else None
-        raise ValueError(f"{ckpt_path}: not a stage-1 (codebook) checkpoint (its stage is {found!r})")
-    if "vq" not in state.get("modules", {}):
-        raise ValueError(f"{ckpt_path}: stage-1 checkpoint without 'vq' weights")
-    try:
-        config = Stage1Config.from_dict(stage["stage1"])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{ckpt_path}: bad stage-1 config ({exc})") from None
-    return config, state
-
-
 def load_stage1_model(ckpt_path: str | Path, *, map_location: str | torch.device = "cpu") -> VQAutoencoder:
     """The trained codebook autoencoder of a stage-1 checkpoint, in eval mode on ``map_location``.
 
@@ -445,12 +399,9 @@ def load_stage1_model(ckpt_path: str | Path, *, map_location: str | torch.device
     weights are loaded (strictly). FileNotFoundError / ValueError naming the file when it is
     missing, unreadable or not a stage-1 checkpoint.
     """
-    config, state = read_stage1_config(ckpt_path)
+    config, state = read_stage_checkpoint(ckpt_path, "stage1", Stage1Config.from_dict, modules=("vq",))
     model = VQAutoencoder(config.vq)
-    try:
-        model.load_state_dict(state["modules"]["vq"])
-    except RuntimeError as exc:
-        raise ValueError(f"{ckpt_path}: 'vq' weights do not match the stored config ({exc})") from None
+    load_module_weights(ckpt_path, state, {"vq": model})
     return model.to(map_location).eval()
 
 
@@ -463,8 +414,6 @@ __all__ = [
     "SyntheticImages",
     "TrainableVQ",
     "load_stage1_model",
-    "merge_dicts",
-    "read_stage1_config",
     "stage1_config",
     "stage1_dataset",
 ]

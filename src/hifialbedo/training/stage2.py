@@ -73,156 +73,42 @@ Real UV textures for z_texture: a batch's ``texture`` (a ``UVTextureFolder`` of 
 textures on the project's UV layout, paired by index modulo its length, see
 :func:`stage2_dataset`) when present, else the synthetic set's ``albedo_uv_srgb``.
 
-Public API: :class:`Stage2Config`, :data:`STAGE2_PRESETS`, :func:`stage2_config`,
-:class:`UVEncoderStage`, :class:`Stage2Forward`, :func:`random_view_angles`,
-:func:`predict_texture`, :class:`PairedTextures`, :func:`stage2_dataset`,
-:func:`build_stage2`, :func:`load_stage2_model`.
+Here: :class:`UVEncoderStage`, :class:`Stage2Forward`, :func:`random_view_angles`,
+:func:`build_stage2`, :func:`load_stage2_model`. The settings: ``training.stage2_config``
+(:class:`Stage2Config`, :data:`STAGE2_PRESETS`, :func:`stage2_config`); the data:
+``training.stage2_data`` (:func:`stage2_dataset`, :class:`PairedTextures`); the texture
+T = G(Q(E_uv(photo))): ``models.albedo_model.predict_texture``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import Dataset
 
-from hifialbedo.models.discriminators import (
-    LatentDiscriminator,
-    LatentDiscriminatorConfig,
-    PatchDiscriminator,
-    PatchDiscriminatorConfig,
-)
-from hifialbedo.models.losses import (
-    PerceptualLoss,
-    adversarial_warmup,
-    identity_loss,
-    l1,
-)
-from hifialbedo.models.vqgan import Encoder, Quantized, VQAutoencoder, VQConfig, vq_config
+from hifialbedo.models.albedo_model import predict_texture
+from hifialbedo.models.discriminators import LatentDiscriminator, PatchDiscriminator
+from hifialbedo.models.losses import GAN_LOSSES, PerceptualLoss, adversarial_warmup, identity_loss, l1
+from hifialbedo.models.saved import load_module_weights, read_stage_checkpoint
+from hifialbedo.models.vqgan import Encoder, Quantized, VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
 from hifialbedo.render.differentiable import RenderOutput
 from hifialbedo.render.views import MeshView, mesh_views, render_texture
-from hifialbedo.training.checkpoint import load_checkpoint
-from hifialbedo.training.config import coerce_config, config_dict
-from hifialbedo.training.data import UVTextureFolder, derive_seed
-from hifialbedo.training.stage1 import GAN_LOSSES, GanLoss, merge_dicts, to_model_range, to_unit_range
+from hifialbedo.training.data import derive_seed
+from hifialbedo.training.stage1 import to_model_range, to_unit_range
+from hifialbedo.training.stage2_config import Stage2Config, stage2_config
+from hifialbedo.training.stage2_data import stage2_dataset
 from hifialbedo.training.step_cache import MicroBatchCache
+from hifialbedo.typed_config import coerce_config, merge_settings
 
-DATA_KINDS = ("synth", "photos", "uv")
 N_LANDMARKS = 478  # MediaPipe's count (468 mesh vertices + 10 iris points)
 _VIEW_STREAM = 0x51E2  # salt of the random-view seeds (keeps them apart from other derive_seed uses)
-
-
-# --------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class Stage2Config:
-    """Everything stage 2 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset."""
-
-    vq: VQConfig = field(default_factory=VQConfig)
-    """The frozen stage-1 autoencoder's architecture (stored so a checkpoint can rebuild it; set from the stage-1 checkpoint)."""
-    latent_disc: LatentDiscriminatorConfig = field(default_factory=LatentDiscriminatorConfig)
-    """D_latent of eq. 6, on continuous latents; ``in_channels`` must equal ``vq.embed_dim``."""
-    image_disc: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
-    """D_image of eq. 6, a PatchGAN on sRGB renders mapped to [-1, 1]."""
-    id_weight: float = 1.0
-    """Weight of L_id (eq. 5; eq. 7 gives it 1)."""
-    l1_weight: float = 10.0
-    """Eq. 7's lambda_1: L1 between I_origin and the photo on the rendered mask (linear RGB)."""
-    lpips_weight: float = 10.0
-    """Eq. 7's lambda_2: LPIPS between I_origin and the masked photo (sRGB); 0 skips it."""
-    adv_weight: float = 0.1
-    """Eq. 7's lambda_3: factor of the generator's two adversarial terms."""
-    commitment_weight: float = 2.5
-    """Weight of mean ||z_uv - sg[Q(z_uv)]||^2 (eq. 2's commitment term). Not in eq. 7: ours (see the module docstring).
-
-    With the codebook frozen, straight-through gradients otherwise push z_uv steadily away
-    from the codes it selects (the selection only changes at Voronoi borders), the latents
-    drift off the codebook and code usage collapses. 2.5 = beta (0.25) x eq. 7's
-    reconstruction weight (10); 0 gives eq. 7 exactly."""
-    adversarial_start: int = 1000
-    """Optimiser step (0-based) from which the adversarial terms and the critics' training are on.
-
-    Not given in the paper; ours. The paper trains 10 epochs of FFHQ (70k photos) at global
-    batch 128, about 5.5k steps: 1000 is a little under 2 epochs of warm-up."""
-    yaw_range: float = 0.6
-    """I_random's yaw is uniform in [-yaw_range, yaw_range] radians (about the mesh's centroid)."""
-    pitch_range: float = 0.25
-    """I_random's pitch is uniform in [-pitch_range, pitch_range] radians."""
-    use_identity: bool = True
-    """Compute L_id with the frozen identity network (``models.identity.IdentityNet``: dlib's ResNet); False drops the term."""
-    gan_loss: GanLoss = "non_saturating"
-    """"non_saturating" (eq. 6's log-likelihood, generator -log D(fake)) or "hinge" (taming's)."""
-
-    def __post_init__(self) -> None:
-        for name in ("id_weight", "l1_weight", "lpips_weight", "adv_weight", "commitment_weight", "yaw_range", "pitch_range"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.adversarial_start < 0:
-            raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
-        if self.gan_loss not in GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {sorted(GAN_LOSSES)}, got {self.gan_loss!r}")
-        if self.latent_disc.in_channels != self.vq.embed_dim:
-            raise ValueError(
-                f"latent_disc.in_channels ({self.latent_disc.in_channels}) must equal vq.embed_dim ({self.vq.embed_dim})"
-            )
-        if self.image_disc.in_channels != 3:
-            raise ValueError(f"image_disc.in_channels must be 3 (RGB renders), got {self.image_disc.in_channels}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML values, nested ``vq``, ``latent_disc``, ``image_disc`` tables; ``from_dict(to_dict())`` is equal."""
-        return config_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Stage2Config:
-        """From plain values, type-checked; missing keys (also inside nested tables) keep the defaults."""
-        return coerce_config(cls, data, where="stage2.")
-
-    def updated(self, overrides: Mapping[str, Any]) -> Stage2Config:
-        """A copy with nested ``overrides`` applied, e.g. ``{"adv_weight": 0.5, "image_disc": {"n_layers": 2}}``."""
-        return type(self).from_dict(merge_dicts(self.to_dict(), overrides))
-
-    def with_vq(self, vq: VQConfig) -> Stage2Config:
-        """A copy for the stage-1 model ``vq`` (``latent_disc.in_channels`` follows ``vq.embed_dim``)."""
-        return dataclasses.replace(self, vq=vq, latent_disc=dataclasses.replace(self.latent_disc, in_channels=vq.embed_dim))
-
-
-STAGE2_PRESETS: dict[str, Stage2Config] = {
-    # The paper's weights (eq. 7) on taming's f16 VQGAN at 1024 px; critics at taming's sizes.
-    "paper": Stage2Config(vq=vq_config("paper"), latent_disc=LatentDiscriminatorConfig(in_channels=vq_config("paper").embed_dim)),
-    # The tiny stage-1 model (64 px, 16-channel latents) and small critics: CPU-sized.
-    "tiny": Stage2Config(
-        vq=vq_config("tiny"),
-        latent_disc=LatentDiscriminatorConfig(in_channels=vq_config("tiny").embed_dim, base_channels=32, n_layers=2),
-        image_disc=PatchDiscriminatorConfig(base_channels=16, n_layers=3),
-        adversarial_start=200,
-    ),
-}
-
-
-def stage2_config(name: str, **overrides: Any) -> Stage2Config:
-    """The preset ``name`` ("tiny" or "paper") with top-level field overrides.
-
-    Overriding ``vq`` alone also sets ``latent_disc.in_channels`` to its ``embed_dim``.
-    Nested partial overrides: :meth:`Stage2Config.updated`.
-
-    >>> stage2_config("tiny").latent_disc.in_channels, stage2_config("paper").adv_weight
-    (16, 0.1)
-    """
-    if name not in STAGE2_PRESETS:
-        raise ValueError(f"unknown stage-2 preset {name!r}; choose from {sorted(STAGE2_PRESETS)}")
-    base = STAGE2_PRESETS[name]
-    vq = overrides.pop("vq", None)
-    if vq is not None:
-        base = base.with_vq(vq)
-    return dataclasses.replace(base, **overrides)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -283,16 +169,6 @@ def _concat_views(a: MeshView, b: MeshView) -> MeshView:
 def _split_render(render: RenderOutput, b: int) -> tuple[RenderOutput, RenderOutput]:
     parts = (render.image, render.albedo, render.shading, render.mask)
     return RenderOutput(*(t[:b] for t in parts)), RenderOutput(*(t[b:] for t in parts))
-
-
-def predict_texture(encoder_uv: nn.Module, vq: VQAutoencoder, photo_uv: Tensor) -> tuple[Tensor, Quantized, Tensor]:
-    """T = G(Q(E_uv(photo_uv))): ``photo_uv`` ``(B, 3, S, S)`` in [-1, 1] (sRGB) ->
-    ``(z_uv (B, d, S/f, S/f), quantised (straight-through to z_uv), texture (B, 3, S, S) sRGB about [-1, 1])``.
-    """
-    vq.check_image(photo_uv)
-    z_uv = encoder_uv(photo_uv)
-    quantized = vq.quantize(z_uv)
-    return z_uv, quantized, vq.decode(quantized.zq)
 
 
 @dataclass(frozen=True)
@@ -521,86 +397,6 @@ class UVEncoderStage:
         }
 
 
-# --------------------------------------------------------------------------- data
-
-
-class PairedTextures(Dataset):
-    """Items of ``base`` plus ``"texture"``: item ``i % len(textures)`` of a ``UVTextureFolder``."""
-
-    def __init__(self, base: Dataset, textures: Dataset) -> None:
-        if len(textures) == 0:  # type: ignore[arg-type]
-            raise ValueError("no real UV textures to pair with")
-        self.base, self.textures = base, textures
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = dict(self.base[index])
-        item["texture"] = self.textures[index % len(self.textures)]["texture"]  # type: ignore[arg-type]
-        return item
-
-
-def stage2_dataset(sources: Sequence[tuple[str, str | Path]], uv_size: int) -> Dataset:
-    """Stage 2's training set from ``(kind, folder)`` sources.
-
-    "synth": a ``hifialbedo synth`` folder's training split as
-    :class:`~hifialbedo.training.synth_data.SynthUVPhotos` (UV side ``uv_size``). "photos": a
-    folder made by ``hifialbedo prepare`` (real face crops with landmarks, any layout) as
-    :class:`~hifialbedo.training.photo_data.PhotoUVFolder`. At least one of these is needed.
-    "uv": real UV textures on the project's layout (``UVTextureFolder`` at ``uv_size``), paired
-    with the photos by index modulo and used as D_latent's real side instead of the synthetic albedos.
-
-    Real photos have no true albedo, so with "photos" D_latent's real side must come from
-    elsewhere: the "uv" folders, else the "synth" sets' albedos
-    (:class:`~hifialbedo.training.synth_data.SynthAlbedoTextures`, paired the same way);
-    "photos" alone is refused. When photo kinds are mixed, items keep only the keys they share
-    (``photo_data.PHOTO_KEYS``) and the prepared crops are resized to the first synthetic set's
-    photo size, so batches collate. ValueError naming the kind or folder.
-    """
-    from hifialbedo.training.photo_data import PHOTO_KEYS, PhotoUVFolder, SelectKeys
-    from hifialbedo.training.synth_data import SynthAlbedoTextures, SynthUVPhotos
-
-    checked: list[tuple[str, Path]] = []
-    for kind, root in sources:
-        root = Path(root)
-        if kind not in DATA_KINDS:
-            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 2; choose from {list(DATA_KINDS)}")
-        if not root.is_dir():
-            raise ValueError(f"{root}: folder does not exist")
-        checked.append((kind, root))
-    synth = [(root, SynthUVPhotos(root, split="train", uv_size=uv_size)) for kind, root in checked if kind == "synth"]
-    for root, ds in synth:
-        if len(ds) == 0:
-            raise ValueError(f"{root}: synthetic set has no training identities")
-    real = [root for kind, root in checked if kind == "photos"]
-    if not synth and not real:
-        raise ValueError(
-            "stage 2 needs at least one synth:folder or photos:folder (photos with landmarks); uv:folder only adds textures"
-        )
-    textures: list[Dataset] = [UVTextureFolder(root, uv_size) for kind, root in checked if kind == "uv"]
-    photos: list[Dataset] = [ds for _, ds in synth]
-    if real:
-        if not textures:
-            if not synth:
-                raise ValueError(
-                    f"{real[0]}: stage 2 on real photos needs real UV textures for D_latent's real side (real photos "
-                    "have no albedo): add uv:folder (textures on the project's UV layout) or synth:folder (its albedos)"
-                )
-            textures = [SynthAlbedoTextures(root, split="train", uv_size=uv_size) for root, _ in synth]
-        # One photo size and one key set per batch: the crops follow the first synthetic set's photo size.
-        size = int(synth[0][1].faces.meta["config"]["image_size"]) if synth else None
-        folders = [PhotoUVFolder(root, uv_size=uv_size, image_size=size) for root in real]
-        sizes = sorted({f.image_size for f in folders})
-        if len(sizes) > 1:
-            raise ValueError(f"photos folders {', '.join(map(str, real))} hold crops of different sizes {sizes}; prepare them with one --size")
-        photos = [SelectKeys(ds, PHOTO_KEYS) for ds in photos] + folders
-    dataset: Dataset = photos[0] if len(photos) == 1 else ConcatDataset(photos)
-    if textures:
-        dataset = PairedTextures(dataset, textures[0] if len(textures) == 1 else ConcatDataset(textures))
-    return dataset
-
-
 # --------------------------------------------------------------------------- building and loading
 
 
@@ -621,28 +417,11 @@ def build_stage2(
     vq = load_stage1_model(init)
     overrides = dict(overrides)
     if "vq" in overrides:
-        given = coerce_config(VQConfig, merge_dicts(vq.config.to_dict(), overrides.pop("vq")), where="stage2.vq.")
+        given = coerce_config(VQConfig, merge_settings(vq.config.to_dict(), overrides.pop("vq")), where="stage2.vq.")
         if given != vq.config:
             raise ValueError(f"stage2.vq differs from the stage-1 checkpoint {init}; the architecture comes from --init")
     config = stage2_config(preset).with_vq(vq.config).updated(overrides)
     return UVEncoderStage(config, vq), stage2_dataset(data, config.vq.image_size)
-
-
-def read_stage2_config(ckpt_path: str | Path) -> tuple[Stage2Config, dict[str, Any]]:
-    """The stage config and raw checkpoint of a stage-2 checkpoint; ValueError naming the file otherwise."""
-    state = load_checkpoint(ckpt_path)
-    stage = state.get("stage_config")
-    if not isinstance(stage, dict) or stage.get("stage") != "stage2" or "stage2" not in stage:
-        found = stage.get("stage") if isinstance(stage, dict) else None
-        raise ValueError(f"{ckpt_path}: not a stage-2 (UV encoder) checkpoint (its stage is {found!r})")
-    missing = sorted({"vq", "encoder_uv"} - set(state.get("modules", {})))
-    if missing:
-        raise ValueError(f"{ckpt_path}: stage-2 checkpoint without weights for {missing}")
-    try:
-        config = Stage2Config.from_dict(stage["stage2"])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{ckpt_path}: bad stage-2 config ({exc})") from None
-    return config, state
 
 
 def load_stage2_model(ckpt_path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[VQAutoencoder, nn.Module]:
@@ -652,28 +431,16 @@ def load_stage2_model(ckpt_path: str | Path, *, map_location: str | torch.device
     ``predict_texture(encoder_uv, vq, photo_uv * 2 - 1)``. FileNotFoundError / ValueError
     naming the file when it is missing, unreadable or not a stage-2 checkpoint.
     """
-    config, state = read_stage2_config(ckpt_path)
+    config, state = read_stage_checkpoint(ckpt_path, "stage2", Stage2Config.from_dict, modules=("vq", "encoder_uv"))
     vq, encoder_uv = VQAutoencoder(config.vq), Encoder(config.vq)
-    try:
-        vq.load_state_dict(state["modules"]["vq"])
-        encoder_uv.load_state_dict(state["modules"]["encoder_uv"])
-    except RuntimeError as exc:
-        raise ValueError(f"{ckpt_path}: weights do not match the stored config ({exc})") from None
+    load_module_weights(ckpt_path, state, {"vq": vq, "encoder_uv": encoder_uv})
     return vq.to(map_location).eval().requires_grad_(False), encoder_uv.to(map_location).eval().requires_grad_(False)
 
 
 __all__ = [
-    "DATA_KINDS",
-    "STAGE2_PRESETS",
-    "PairedTextures",
-    "Stage2Config",
     "Stage2Forward",
     "UVEncoderStage",
     "build_stage2",
     "load_stage2_model",
-    "predict_texture",
     "random_view_angles",
-    "read_stage2_config",
-    "stage2_config",
-    "stage2_dataset",
 ]

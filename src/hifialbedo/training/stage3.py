@@ -44,7 +44,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +63,8 @@ from hifialbedo.models.losses import PerceptualLoss, group_identity_loss, l1
 from hifialbedo.models.vqgan import VQAutoencoder, VQConfig
 from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear
 from hifialbedo.render.views import MeshView, mesh_views, render_texture
-from hifialbedo.training.config import coerce_config, config_dict
-from hifialbedo.training.data import derive_seed
+from hifialbedo.training.data import check_sources, derive_seed
+from hifialbedo.typed_config import ConfigDictMixin
 
 DATA_KINDS = ("synth", "photos")
 _PHOTO_SEED = 0x5A3B  # salt of the per-step photo draw
@@ -74,7 +74,7 @@ _PHOTO_SEED = 0x5A3B  # salt of the per-step photo draw
 
 
 @dataclass(frozen=True)
-class Stage3Config:
+class Stage3Config(ConfigDictMixin):
     """Everything stage 3 trains with, besides the generic ``TrainConfig``. Defaults = the paper preset.
 
     The attention's and lighting head's sizes (``latent_dim``, ``height``, ``width``) follow
@@ -153,31 +153,7 @@ class Stage3Config:
         """The :class:`HiFiAlbedoConfig` of the model this stage trains on top of ``vq``."""
         return HiFiAlbedoConfig.for_vq(vq, self.uv_size or vq.image_size, self.attention, self.lighting)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML values, nested ``attention`` and ``lighting`` tables; ``from_dict(to_dict())`` is equal."""
-        return config_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Stage3Config:
-        """From plain values, type-checked; missing keys (also inside the nested tables) keep the defaults."""
-        return coerce_config(cls, data, where="stage3.")
-
-    def updated(self, overrides: Mapping[str, Any]) -> Stage3Config:
-        """A copy with ``overrides`` applied: nested tables merge (``{"attention": {"num_heads": 2}}``)
-        and dotted keys reach into them (``{"attention.num_heads": 2}``)."""
-        data = self.to_dict()
-        for key, value in overrides.items():
-            *parents, leaf = key.split(".")
-            table = data
-            for p in parents:
-                if p not in table or not isinstance(table[p], dict):
-                    raise ValueError(f"unknown stage3 setting {key!r}")
-                table = table[p]
-            if isinstance(value, Mapping) and isinstance(table.get(leaf), dict):
-                table[leaf] = {**table[leaf], **value}
-            else:
-                table[leaf] = value
-        return type(self).from_dict(data)
+    settings_prefix: ClassVar[str] = "stage3."
 
 
 STAGE3_PRESETS: dict[str, Stage3Config] = {
@@ -447,14 +423,7 @@ def stage3_dataset(sources: Sequence[tuple[str, str | Path]], config: Stage3Conf
         raise ValueError("stage3_dataset needs a resolved config (uv_size > 0): use Stage3Config.resolved(vq_config)")
     if not sources:
         raise ValueError("stage 3 needs at least one data source (synth:folder or photos:folder)")
-    checked: list[tuple[str, Path]] = []
-    for kind, root in sources:
-        root = Path(root)
-        if kind not in DATA_KINDS:
-            raise ValueError(f"{kind}:{root}: unknown data kind {kind!r} for stage 3; choose from {list(DATA_KINDS)}")
-        if not root.is_dir():
-            raise ValueError(f"{root}: folder does not exist")
-        checked.append((kind, root))
+    checked = check_sources(sources, DATA_KINDS, stage=3)
     synth: list[SynthUVPhotos] = []
     for kind, root in checked:
         if kind == "synth":
