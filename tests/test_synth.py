@@ -15,6 +15,7 @@ import torch
 from hifialbedo.io.errors import InputError
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import uv_regions
+from hifialbedo.ops import colour
 from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_lab, linear_to_srgb, white_of_temperature
 from hifialbedo.ops.sh import (
     directional_light,
@@ -25,9 +26,8 @@ from hifialbedo.ops.sh import (
     uniform_light,
 )
 from hifialbedo.synth import SKIN_TYPE_ITA, SynthConfig, load_identity, load_render, procedural_albedo, skin_ita, write_dataset
-from hifialbedo.synth.config import skin_type_of_ita
 from hifialbedo.synth.engine import allocate_skin_types, make_identity, make_render
-from hifialbedo.synth.lighting import balanced_white, sample_light
+from hifialbedo.synth.lighting import balanced_white, sample_synth_light
 from hifialbedo.synth.render import render_photo
 from hifialbedo.synth.shape import (
     Expression,
@@ -55,7 +55,7 @@ def test_albedo_skin_ita_lands_in_its_type_for_every_seed(skin_type):
         a = procedural_albedo(64, skin_type=skin_type, seed=100 * skin_type + seed)
         measured = skin_ita(a.albedo)
         assert lo < measured < hi or (skin_type == 0 and measured > lo) or (skin_type == 5 and measured < hi)
-        assert skin_type_of_ita(measured) == skin_type
+        assert colour.skin_type(measured) == skin_type
         assert abs(measured - a.tone.target_ita) < 0.05
         assert a.ita == pytest.approx(measured)
 
@@ -151,7 +151,7 @@ def test_random_lights_never_shade_negative_toward_the_camera(kind):
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     n = n[n[:, 2] > 0]
     for _ in range(10):
-        light = sample_light(rng, kind)
+        light = sample_synth_light(rng, kind)
         shading = sh_shading(n, light.sh)
         assert shading.min() >= (-0.01 * shading.mean() if kind == "envmap" else 0.0)
         assert light.sh.shape == (9, 3) and abs(np.linalg.norm(light.direction) - 1) < 1e-9
@@ -220,7 +220,7 @@ def test_dataset_layout_and_metadata(tiny_dataset):
     assert SynthConfig.from_dict(meta["config"]) == TINY
     assert sorted(d["split"] for d in meta["identities"]) == ["train", "train", "val"]
     for d in meta["identities"]:
-        assert skin_type_of_ita(d["ita"]) == d["skin_type"]
+        assert colour.skin_type(d["ita"]) == d["skin_type"]
         gt = load_identity(tiny_dataset, d["id"])
         assert skin_ita(gt["albedo"]) == pytest.approx(d["ita"], abs=0.05)  # 16-bit PNG is exact enough
     assert not [p for p in tiny_dataset.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
@@ -343,7 +343,7 @@ def test_mediapipe_finds_the_face_in_a_frontal_render(detector):
     config = SynthConfig(n_identities=1, image_size=256, uv_size=128, seed=3)
     identity = make_identity(config, 0, skin_type=3)
     rng = np.random.default_rng(0)
-    light = sample_light(rng, "directional")
+    light = sample_synth_light(rng, "directional")
     pose = Pose(yaw=0.0, pitch=0.0, roll=0.0, scale=0.5 * 256 / 3.3, centre=(128.0, 136.0), image_size=256)
     render = render_photo(
         identity.albedo, identity.shape, identity.head, pose, light, exposure=1.0, specular=None, noise_std=0.002, seed=1

@@ -20,30 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hifialbedo.ops.colour import ita_map, mean_ita
+from hifialbedo.ops.colour import SKIN_TYPES, ita_map, mean_ita, skin_type
 
-# The per-sample measure lives in ops.colour (the synthetic engine calibrates with it too).
+# The per-sample measure and the type bins live in ops.colour (the synthetic engine uses them too).
 __all__ = ["SKIN_TYPES", "FairScores", "fair_scores", "ita_map", "mean_ita", "skin_type"]
-
-SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
-# Lower ITA bound of types I..V (degrees); VI is everything below -30.
-TYPE_LOWER_BOUNDS = (55.0, 41.0, 28.0, 10.0, -30.0)
-
-
-def skin_type(ita: float) -> int:
-    """Skin type index 0..5 (I..VI) of a ground-truth ITA in degrees.
-
-    I > 55, II 41..55, III 28..41, IV 10..28, V -30..10, VI < -30 (a bound belongs to
-    the darker type).
-
-    >>> [SKIN_TYPES[skin_type(a)] for a in (60, 55, 41.5, 30, 10, 0, -30, -45)]
-    ['I', 'II', 'II', 'III', 'V', 'V', 'VI', 'VI']
-    """
-    for k, lower in enumerate(TYPE_LOWER_BOUNDS):
-        if ita > lower:
-            return k
-    return 5
-
 
 @dataclass
 class FairScores:

@@ -72,8 +72,8 @@ class AlbedoPriors:
 
 
 @lru_cache(maxsize=1)
-def skin_locus(n: int = 281) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The skin locus sampled for t in [-0.2, 1.2]: ``(t (n,), log chromaticity (n, 2),
+def skin_locus_samples(n: int = 281) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The skin locus (``ops.colour.skin_locus_lab``) sampled for t in [-0.2, 1.2]: ``(t (n,), log chromaticity (n, 2),
     luminance (n,))``, from light to dark skin."""
     t = np.linspace(-0.2, 1.2, n)
     rgb = np.clip(lab_to_linear(skin_locus_lab(t)), 1e-4, None)
@@ -103,7 +103,7 @@ def solve_skin_and_light(
     is the cast another cue sees (the eye whites, the scene), log chromaticity ``(2,)``.
     """
     c = log_chromaticity(observed_rgb)
-    t, locus, _ = skin_locus()
+    t, locus, _ = skin_locus_samples()
     mired, casts = planckian_casts()
     resid = c[None, None, :] - locus[:, None, :] - casts[None, :, :]
     cost = (resid**2).sum(axis=-1) + daylight_weight / 100.0 * ((mired[None, :] - DAYLIGHT_MIRED) / 100.0) ** 2
@@ -115,7 +115,7 @@ def solve_skin_and_light(
 
 def locus_luminance_at(t: float) -> float:
     """Luminance of the skin locus at position t."""
-    ts, _, lum = skin_locus()
+    ts, _, lum = skin_locus_samples()
     return float(np.interp(t, ts, lum))
 
 

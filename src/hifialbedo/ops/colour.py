@@ -111,6 +111,28 @@ def individual_typology_angle(lab: np.ndarray) -> np.ndarray:
         return np.degrees(np.arctan((lab[..., 0] - 50.0) / lab[..., 2]))
 
 
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
+"""The six skin types of the FAIR protocol (TRUST, Feng et al. 2022), lightest first."""
+SKIN_TYPE_LOWER_ITA = (55.0, 41.0, 28.0, 10.0, -30.0)
+"""Lower ITA bound (degrees) of types I..V; VI is everything below -30. The one table of the
+bins: the FAIR metrics (``eval.fair``) group by it and the synthetic engine draws within it."""
+
+
+def skin_type(ita: float) -> int:
+    """Skin type index 0..5 (I..VI) of an ITA in degrees.
+
+    I > 55, II 41..55, III 28..41, IV 10..28, V -30..10, VI < -30 (a bound belongs to
+    the darker type).
+
+    >>> [SKIN_TYPES[skin_type(a)] for a in (60, 55, 41.5, 30, 10, 0, -30, -45)]
+    ['I', 'II', 'II', 'III', 'V', 'V', 'VI', 'VI']
+    """
+    for k, lower in enumerate(SKIN_TYPE_LOWER_ITA):
+        if ita > lower:
+            return k
+    return 5
+
+
 def ita_map(albedo_linear: np.ndarray) -> np.ndarray:
     """Per-pixel ITA (degrees) of a linear-RGB albedo ``(..., 3)``, clipped to [0, 1] first
     (as an sRGB image in [0, 1] would be)."""
@@ -172,7 +194,13 @@ def skin_locus_lab(t):
     ITA about 59) to ``t = 1`` dark (L* 30, ITA about -53); extrapolates a little beyond.
 
     A smooth curve through skin colorimetry of ITA types I to VI (approximate values in
-    the range of Del Bino & Bernerd 2013), not fitted to any data set here.
+    the range of Del Bino & Bernerd 2013), not fitted to any data set here. It is the
+    estimator's prior (``inverse.priors``) and places the relit benchmark's skin tones
+    (``eval.relit_cases``). The synthetic face engine draws its tones from a second,
+    deliberately different curve (``synth.albedo.synth_skin_locus``, b* peaking at 20
+    instead of 17): this one's b* was lowered when the priors were tuned on the relit
+    faces, and training and scoring on faces drawn from the estimator's own prior would
+    flatter it; keeping the engine's curve also keeps every synthetic set's bytes.
 
     >>> skin_locus_lab(0.5).round(2).tolist()
     [51.0, 11.0, 17.0]

@@ -15,12 +15,11 @@ Submodules: ``config`` (``SynthConfig``, presets, skin types), ``albedo``, ``sha
 """
 
 from hifialbedo.synth.albedo import SynthAlbedo, procedural_albedo, skin_ita
-from hifialbedo.synth.config import PRESETS, SKIN_TYPE_ITA, SKIN_TYPES, SynthConfig, skin_type_of_ita
+from hifialbedo.synth.config import PRESETS, SKIN_TYPE_ITA, SynthConfig
 from hifialbedo.synth.dataset import load_identity, load_render, read_metadata, write_dataset
 
 __all__ = [
     "PRESETS",
-    "SKIN_TYPES",
     "SKIN_TYPE_ITA",
     "SynthAlbedo",
     "SynthConfig",
@@ -29,7 +28,6 @@ __all__ = [
     "procedural_albedo",
     "read_metadata",
     "skin_ita",
-    "skin_type_of_ita",
     "write_dataset",
 ]
 

@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
+from hifialbedo.ops import colour as colour_ops
 from hifialbedo.ops.colour import ita_map, lab_to_linear, mean_ita
-from hifialbedo.synth.config import SKIN_TYPE_ITA, skin_type_of_ita
+from hifialbedo.synth.config import SKIN_TYPE_ITA
 from hifialbedo.synth.shape import boundary_loops
 
 # Hair colours, linear RGB (name, colour); brows and stubble use the identity's hair colour.
@@ -93,17 +94,21 @@ class SynthAlbedo:
         return self.tone.skin_type
 
 
-def skin_locus(t: float) -> tuple[float, float, float]:
-    """L*a*b* of the skin locus at t in [0, 1] (0 = lightest, 1 = darkest; extrapolates a little).
+def synth_skin_locus(t: float) -> tuple[float, float, float]:
+    """L*a*b* of the synthetic engine's skin locus at t in [0, 1] (0 = lightest, 1 = darkest;
+    extrapolates a little): L* 72 -> 30, a* 9 -> 13, b* 13 -> 20 -> 15.
 
-    >>> [round(c, 1) for c in skin_locus(0.5)]
+    Not ``ops.colour.skin_locus_lab``, the estimator's prior (b* 13 -> 17 -> 15), on purpose:
+    see that function for why the two differ.
+
+    >>> [round(c, 1) for c in synth_skin_locus(0.5)]
     [51.0, 11.0, 20.0]
     """
     return 72.0 - 42.0 * t, 9.0 + 4.0 * t, 13.0 + 26.0 * t - 24.0 * t * t
 
 
 def _locus_ita(t: float) -> float:
-    lab = skin_locus(t)
+    lab = synth_skin_locus(t)
     return math.degrees(math.atan((lab[0] - 50.0) / lab[2]))
 
 
@@ -127,11 +132,11 @@ def sample_skin_tone(rng: np.random.Generator, *, skin_type: int | None = None, 
             lo_t = mid
         else:
             hi_t = mid
-    _, a, b = skin_locus(0.5 * (lo_t + hi_t))
+    _, a, b = synth_skin_locus(0.5 * (lo_t + hi_t))
     a = float(np.clip(a + rng.normal(0.0, 1.3), 5.0, 17.0))
     b = float(np.clip(b + rng.normal(0.0, 1.5), 8.0, 25.0))
     lightness = 50.0 + b * math.tan(math.radians(ita))
-    return SkinTone((lightness, a, b), ita, skin_type_of_ita(ita) if skin_type is None else int(skin_type))
+    return SkinTone((lightness, a, b), ita, colour_ops.skin_type(ita) if skin_type is None else int(skin_type))
 
 
 def skin_ita(albedo: np.ndarray) -> float:
@@ -329,7 +334,7 @@ def procedural_albedo(
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     rng = _child(ss, 0)
     tone = sample_skin_tone(rng, skin_type=skin_type, ita=ita)
-    t = skin_type_of_ita(tone.target_ita) / 5.0  # 0 light .. 1 dark, for tone-dependent detail
+    t = colour_ops.skin_type(tone.target_ita) / 5.0  # 0 light .. 1 dark, for tone-dependent detail
     hair_name, hair = _pick(rng, HAIR_COLOURS, _HAIR_WEIGHTS[tone.skin_type])
     hair = hair * rng.uniform(0.8, 1.2)
     eye_name, eye = _pick(rng, EYE_COLOURS, _EYE_WEIGHTS[tone.skin_type])

@@ -1,27 +1,20 @@
-"""The synthetic face engine's configuration and the skin-type (ITA) table."""
+"""The synthetic face engine's configuration and the skin types' ITA ranges.
+
+>>> SKIN_TYPE_ITA[0], SKIN_TYPE_ITA[5]
+((55.0, 68.0), (-55.0, -30.0))
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
-# ITA range (degrees) of each skin type, lightest first (the FAIR protocol's bins: I > 55,
-# II 41..55, III 28..41, IV 10..28, V -30..10, VI < -30). The open ends are closed at
-# values real skin reaches (about 68 for very light skin, -55 for very dark).
-SKIN_TYPE_ITA = ((55.0, 68.0), (41.0, 55.0), (28.0, 41.0), (10.0, 28.0), (-30.0, 10.0), (-55.0, -30.0))
+from hifialbedo.ops.colour import SKIN_TYPE_LOWER_ITA
+
+# ITA range (degrees) of each skin type, lightest first: the FAIR bins of ``ops.colour``
+# (I > 55, II 41..55, III 28..41, IV 10..28, V -30..10, VI < -30) with the open ends closed
+# at values real skin reaches (about 68 for very light skin, -55 for very dark).
+SKIN_TYPE_ITA = tuple(zip((*SKIN_TYPE_LOWER_ITA, -55.0), (68.0, *SKIN_TYPE_LOWER_ITA), strict=True))
 LIGHT_KINDS = ("sh", "directional", "envmap")
-
-
-def skin_type_of_ita(ita: float) -> int:
-    """Skin type index 0..5 (I..VI) of an ITA in degrees; a bound belongs to the darker type.
-
-    >>> [SKIN_TYPES[skin_type_of_ita(a)] for a in (60, 55, 41.5, 30, 10, 0, -30, -45)]
-    ['I', 'II', 'II', 'III', 'V', 'V', 'VI', 'VI']
-    """
-    for k, (lower, _) in enumerate(SKIN_TYPE_ITA[:5]):
-        if ita > lower:
-            return k
-    return 5
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import numpy as np
 
 from hifialbedo.io.images import write_png
 from hifialbedo.io.output import atomic_output_dir, write_json
-from hifialbedo.ops.colour import linear_to_srgb, linear_to_srgb_uint8, srgb_to_linear
-from hifialbedo.synth.config import SKIN_TYPES, SynthConfig
+from hifialbedo.ops.colour import SKIN_TYPES, linear_to_srgb, linear_to_srgb_uint8, srgb_to_linear
+from hifialbedo.synth.config import SynthConfig
 from hifialbedo.synth.engine import Identity, allocate_skin_types, make_identity, make_render
 
 FORMAT = "hifialbedo-synth"

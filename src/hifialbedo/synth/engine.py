@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hifialbedo.ops.colour import SKIN_TYPES
 from hifialbedo.synth.albedo import SynthAlbedo, procedural_albedo
 from hifialbedo.synth.config import LIGHT_KINDS, SynthConfig
-from hifialbedo.synth.lighting import sample_light
+from hifialbedo.synth.lighting import sample_synth_light
 from hifialbedo.synth.render import HeadProxy, SpecularParams, SynthRender, make_head_proxy, render_photo
 from hifialbedo.synth.shape import (
     Expression,
@@ -44,7 +45,7 @@ class Identity:
         return {
             "id": self.index,
             "skin_type": a.skin_type,
-            "skin_type_name": ("I", "II", "III", "IV", "V", "VI")[a.skin_type],
+            "skin_type_name": SKIN_TYPES[a.skin_type],
             "ita": a.ita,
             "target_ita": a.tone.target_ita,
             "base_lab": list(a.tone.lab),
@@ -125,7 +126,7 @@ def make_render(config: SynthConfig, identity: Identity, k: int) -> tuple[SynthR
     (the sampled one, scaled back if it made the mesh invalid)."""
     rng = np.random.default_rng(_seq(config, identity.index, 1000 + k))
     spec = sample_render_spec(config, rng)
-    light = sample_light(
+    light = sample_synth_light(
         rng, spec.light_kind, temperature_range=config.temperature_range, white_balance_range=config.white_balance_range
     )
     shape, expression = expressed_shape(identity.shape, spec.expression)

@@ -44,7 +44,7 @@ def balanced_white(kelvin: float, white_balance: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Light:
+class SynthLight:
     """One photo's light. ``sh`` is what the diffuse shading uses (S = sh_shading(n, sh));
     ``direction`` and ``colour`` drive the specular lobe (the dominant light)."""
 
@@ -56,7 +56,7 @@ class Light:
     white_balance: float  # fraction of the cast removed by the camera
     params: dict = field(default_factory=dict)  # kind-specific description (JSON-able)
 
-    def scaled(self, k: float) -> Light:
+    def scaled(self, k: float) -> SynthLight:
         """The same light, ``k`` times brighter (exposure)."""
         return replace(self, sh=self.sh * k, colour=self.colour * k)
 
@@ -107,7 +107,7 @@ def _keep_positive(sh: np.ndarray, *, floor: float = 0.02) -> np.ndarray:
     return sh
 
 
-def random_sh_light(rng: np.random.Generator, *, temperature: float, white_balance: float) -> Light:
+def random_sh_light(rng: np.random.Generator, *, temperature: float, white_balance: float) -> SynthLight:
     """A random smooth SH environment: a constant term, a first-order lobe toward a random
     (front, mostly upper) direction of relative strength 0.2..0.95, and a random second order;
     slightly different colours per band."""
@@ -124,12 +124,12 @@ def random_sh_light(rng: np.random.Generator, *, temperature: float, white_balan
     sh = sh * tint * colour
     sh = _keep_positive(sh)
     strength = np.linalg.norm(sh[1:4], axis=0) * (2.0 / 3.0) * SH_CONSTANTS[1]
-    return Light("sh", sh, dominant_direction(sh), strength, temperature, white_balance, {"first_order": a1})
+    return SynthLight("sh", sh, dominant_direction(sh), strength, temperature, white_balance, {"first_order": a1})
 
 
 def directional_plus_ambient(
     rng: np.random.Generator, *, temperature: float, white_balance: float, ambient_temperature: float
-) -> Light:
+) -> SynthLight:
     """A coloured distant light (shading 1 at normal incidence) plus a uniform ambient of
     relative strength 0.1..0.6 with its own colour temperature."""
     d = _front_direction(rng)
@@ -138,7 +138,7 @@ def directional_plus_ambient(
     ambient_colour = balanced_white(ambient_temperature, white_balance) * ambient
     sh = _keep_positive(directional_light(d, colour) + uniform_light(ambient_colour))
     params = {"ambient": ambient, "ambient_temperature": ambient_temperature}
-    return Light("directional", sh, d, colour, temperature, white_balance, params)
+    return SynthLight("directional", sh, d, colour, temperature, white_balance, params)
 
 
 def procedural_envmap(
@@ -172,22 +172,22 @@ def procedural_envmap(
     return env.astype(np.float64), {"sky": sky, "ground": ground, "sky_temperature": sky_temperature, "blobs": blobs}
 
 
-def envmap_light(rng: np.random.Generator, *, temperature: float, white_balance: float, sky_temperature: float) -> Light:
+def envmap_light(rng: np.random.Generator, *, temperature: float, white_balance: float, sky_temperature: float) -> SynthLight:
     """A ``procedural_envmap`` projected to 9 SH coefficients; its first blob is the specular light."""
     env, params = procedural_envmap(rng, temperature=temperature, white_balance=white_balance, sky_temperature=sky_temperature)
     sh = sh_from_equirect(env)
     blob = params["blobs"][0]
     colour = blob["power"] * balanced_white(temperature, white_balance)
-    return Light("envmap", sh, np.array(blob["direction"]), colour, temperature, white_balance, params)
+    return SynthLight("envmap", sh, np.array(blob["direction"]), colour, temperature, white_balance, params)
 
 
-def sample_light(
+def sample_synth_light(
     rng: np.random.Generator,
     kind: str,
     *,
     temperature_range: tuple[float, float] = (3000.0, 7500.0),
     white_balance_range: tuple[float, float] = (0.5, 1.0),
-) -> Light:
+) -> SynthLight:
     """A random light of the given kind ("sh", "directional" or "envmap"), brightness not
     yet normalised (the renderer sets the exposure)."""
     temperature = float(rng.uniform(*temperature_range))

@@ -26,7 +26,7 @@ from hifialbedo.ops.sh import sh_shading
 from hifialbedo.render.image_raster import paste_window, rasterize_in_image
 from hifialbedo.render.view_shading import sample_uv_map, view_maps
 from hifialbedo.synth.albedo import SynthAlbedo, fractal_noise, smooth_noise
-from hifialbedo.synth.lighting import Light
+from hifialbedo.synth.lighting import SynthLight
 from hifialbedo.synth.shape import FOREHEAD_TOP, LEFT_IRIS, RIGHT_IRIS, Pose, boundary_loops, project_landmarks
 
 CHIN, RIGHT_EAR_SIDE, LEFT_EAR_SIDE, NOSE_TIP = 152, 234, 454, 1
@@ -116,7 +116,7 @@ class SynthRender:
     shading: np.ndarray  # (R, R, 3) float32 = max(sh_shading(normals, light.sh), 0) in the mask
     specular: np.ndarray  # (R, R, 3) float32 linear RGB, 0 outside the mask
     landmarks: np.ndarray  # (478, 3) float64 pixels (x right, y down, z pixels, smaller = nearer)
-    light: Light  # after exposure
+    light: SynthLight  # after exposure
     exposure: float  # the factor the raw light was scaled by
     info: dict = field(default_factory=dict)  # background, noise, ... (JSON-able)
 
@@ -190,7 +190,7 @@ def _shade(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
     return np.maximum(sh_shading(normals.astype(np.float32), sh.astype(np.float32)), 0.0)
 
 
-def _blinn_phong(normals: np.ndarray, light: Light, shininess: float) -> np.ndarray:
+def _blinn_phong(normals: np.ndarray, light: SynthLight, shininess: float) -> np.ndarray:
     """(n.h)^shininess * max(n.l, 0), ``(...,)``; view direction +z."""
     h = _unit(light.direction + np.array([0.0, 0.0, 1.0]))
     ndoth = np.clip(normals @ h, 0.0, 1.0)
@@ -322,7 +322,7 @@ def render_photo(
     shape: np.ndarray,
     head: HeadProxy | None,
     pose: Pose,
-    light: Light,
+    light: SynthLight,
     *,
     exposure: float,
     specular: SpecularParams | None,
@@ -379,7 +379,7 @@ def render_photo(
     return SynthRender(photo, albedo_view, mask, normals, shading, spec, landmarks, light, float(k), info)
 
 
-def _draw_head(image, head: HeadProxy, pose: Pose, light: Light, landmarks, size):
+def _draw_head(image, head: HeadProxy, pose: Pose, light: SynthLight, landmarks, size):
     """Paint torso, long hair, neck, skull skin and hair behind the face (painter's order)."""
     rng = np.random.default_rng(head.seed)
     centre = np.array(head.centre)
