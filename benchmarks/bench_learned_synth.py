@@ -56,8 +56,9 @@ def main() -> int:
 
     import torch
 
-    from hifialbedo.eval.synth_albedo import evaluate_synth_albedo, mean_albedo_method, training_free_method
+    from hifialbedo.eval.synth_albedo import evaluate_synth_albedo, mean_albedo_method
     from hifialbedo.models.albedo_model import HiFiAlbedo
+    from hifialbedo.pipeline.methods import training_free_method
     from hifialbedo.synth import PRESETS, write_dataset
     from hifialbedo.synth.dataset import load_identity, read_metadata
     from hifialbedo.training.run import train

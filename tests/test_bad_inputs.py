@@ -415,9 +415,9 @@ def test_bad_photo_with_overwrite_keeps_existing_out_dir(tmp_path, run_cli):
 @pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
 @pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
 def test_failure_while_writing_leaves_no_half_written_out_dir(exc, overwrite, tmp_path, capsys, monkeypatch):
-    from hifialbedo import pipeline
+    from hifialbedo.io import contract
 
-    real_write_png = pipeline.write_png
+    real_write_png = contract.write_png
     written: list[Path] = []
 
     def failing_write_png(path, image):
@@ -426,7 +426,7 @@ def test_failure_while_writing_leaves_no_half_written_out_dir(exc, overwrite, tm
         real_write_png(path, image)
         written.append(Path(path))
 
-    monkeypatch.setattr(pipeline, "write_png", failing_write_png)
+    monkeypatch.setattr(contract, "write_png", failing_write_png)
     out = tmp_path / "out"
     if overwrite:
         out.mkdir()

@@ -169,12 +169,13 @@ def test_relit_photo_still_looks_like_a_face_to_the_detector(relit_base, models)
 def small_result(models):
     from hifialbedo.eval.benchmark import BenchmarkConfig, run_benchmark
     from hifialbedo.eval.relit_cases import RelitConfig
+    from hifialbedo.pipeline.methods import benchmark_methods
 
     relit = RelitConfig(photos=("samples/astronaut.png",), mirror=False, skin_types=(1, 4), lightings=2)
     config = BenchmarkConfig(relit=relit, methods=("reconstruct", "identity", "oracle_shading"), max_photos=2, curve_starts=1)
     from tests.conftest import REPO
 
-    return run_benchmark(config, models=models, root=REPO)
+    return run_benchmark(config, models=models, methods=benchmark_methods(config, models), root=REPO)
 
 
 def test_benchmark_scores_every_method(small_result):

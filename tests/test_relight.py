@@ -27,7 +27,7 @@ from hifialbedo.ops.sh import (
     uniform_light,
 )
 from hifialbedo.pipeline import ReconstructConfig, reconstruct
-from hifialbedo.relight import RelightConfig, light_from_direction, load_light, relight
+from hifialbedo.pipeline.relight import RelightConfig, light_from_direction, load_light, relight
 from hifialbedo.render.image_raster import rasterize_in_image
 from hifialbedo.render.relit_render import Specular, render_relit, turntable_geometry
 from hifialbedo.render.view_shading import view_maps

@@ -17,7 +17,7 @@ from hifialbedo.ops.brdf import blinn_phong, roughness_from_shininess, shininess
 from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb_uint8, srgb_uint8_to_linear
 from hifialbedo.ops.sh import directional_light, directional_part
 from hifialbedo.pipeline import ReconstructConfig, reconstruct, reconstruct_photos
-from hifialbedo.relight import RelightConfig, relight
+from hifialbedo.pipeline.relight import RelightConfig, relight
 from hifialbedo.render.image_raster import paste_window, rasterize_in_image
 from hifialbedo.render.uv_layout import uv_layout
 from hifialbedo.render.view_shading import sample_uv_map, shade_view, view_maps

@@ -4,9 +4,10 @@ A *method* maps one or several photos of one face (``RelitCase`` list; the first
 reference view) to a ``Prediction``: a linear-RGB albedo in the reference photo's pixel
 grid. Methods measured side by side:
 
-- ``reconstruct``: the training-free pipeline (``pipeline.analyse_photo`` +
-  ``fuse_photo_results``); ``reconstruct[locus_weight=0,scene_weight=1]`` overrides the
-  priors (``inverse.priors.AlbedoPriors`` fields), for ablations.
+- ``reconstruct``: the training-free pipeline, given by the caller (the benchmark sits below
+  the pipeline: ``run_benchmark(config, methods=pipeline.methods.benchmark_methods(...))``);
+  ``reconstruct[locus_weight=0,scene_weight=1]`` overrides the priors
+  (``inverse.priors.AlbedoPriors`` fields), for ablations.
 - ``identity``: the photo taken as albedo.
 - ``grey_world``: the photo divided by its mean colour, rescaled to its mean luminance.
 - ``oracle_shading``: the photo divided by the true diffuse shading (bounds what is possible;
@@ -23,23 +24,18 @@ import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.eval.fair import SKIN_TYPES, fair_scores, mean_ita
+from hifialbedo.eval.fair import fair_scores, mean_ita
 from hifialbedo.eval.relit_cases import RelitCase, RelitConfig, load_bases, relit_cases
 from hifialbedo.inverse.eyes import sclera_cue
-from hifialbedo.inverse.lighting import LightingConfig, scene_colour
+from hifialbedo.inverse.lighting import scene_colour
 from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
-from hifialbedo.io.images import Photo
-from hifialbedo.mesh.topology import uv_regions
-from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb
-from hifialbedo.render.image_raster import paste_window
-from hifialbedo.render.uv_layout import uv_layout
-from hifialbedo.render.view_shading import shade_view
+from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb, srgb_uint8_to_linear
 
 DEFAULT_METHODS = ("reconstruct", "identity", "grey_world", "oracle_shading", "oracle_shape")
 
@@ -71,6 +67,10 @@ class Prediction:
 
 
 MethodFn = Callable[[Sequence[RelitCase]], Prediction]
+"""A method: relit cases of one face (the first is the reference) -> its prediction. One with a
+``forget()`` method caches per-case work, dropped after each face."""
+MethodBuilder = Callable[[dict[str, str]], MethodFn]
+"""Builds a method from the options of ``NAME[key=value,...]`` (ValueError for bad options)."""
 
 
 def _parse_method(spec: str) -> tuple[str, dict[str, str]]:
@@ -84,7 +84,8 @@ def _parse_method(spec: str) -> tuple[str, dict[str, str]]:
     return m.group(1), opts
 
 
-def _priors_from(opts: dict[str, str]) -> AlbedoPriors:
+def priors_from(opts: dict[str, str]) -> AlbedoPriors:
+    """The priors of a method's options (``AlbedoPriors`` fields; ``raw`` is allowed too)."""
     names = {f.name for f in fields(AlbedoPriors)}
     unknown = set(opts) - names - {"raw"}
     if unknown:
@@ -93,50 +94,7 @@ def _priors_from(opts: dict[str, str]) -> AlbedoPriors:
 
 
 def _linear(case: RelitCase) -> np.ndarray:
-    from hifialbedo.ops.colour import srgb_uint8_to_linear
-
     return srgb_uint8_to_linear(case.image)
-
-
-class ReconstructMethod:
-    """The training-free pipeline, with per-photo analysis cached across k-photo subsets."""
-
-    def __init__(self, uv_size: int, priors: AlbedoPriors, models) -> None:
-        from hifialbedo.pipeline import ReconstructConfig
-
-        self.config = ReconstructConfig(uv_size=uv_size, check_identity=False, lighting=LightingConfig(priors=priors))
-        self.layout = uv_layout(uv_size)
-        self.skin = self.layout.gather(uv_regions(uv_size)["skin"])
-        self.models = models
-        self._cache: dict[str, object] = {}
-        self._landmarks: dict[str, np.ndarray] = {}
-
-    def analyse(self, case: RelitCase):
-        from hifialbedo.pipeline import analyse_photo
-
-        if case.name not in self._cache:
-            photo = Photo(Path(case.name.replace("/", "_") + ".png"), case.image, case.image.shape[:2], ())
-            result = analyse_photo(photo, case.name, layout=self.layout, skin=self.skin, config=self.config, models=self.models)
-            self._cache[case.name] = result
-        return self._cache[case.name]
-
-    def forget(self, keep: Sequence[str] = ()) -> None:
-        self._cache = {k: v for k, v in self._cache.items() if k in keep}
-
-    def __call__(self, cases: Sequence[RelitCase]) -> Prediction:
-        from hifialbedo.pipeline import fuse_photo_results
-
-        results = [self.analyse(c) for c in cases]
-        rec = fuse_photo_results(results, self.layout, config=self.config, models=self.models)
-        ref = rec.results[0]
-        view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
-        albedo = paste_window(ref.raster, view.albedo)
-        mask = paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool)
-        image = _linear(cases[0])
-        image[mask] = paste_window(ref.raster, view.image)[mask]
-        from hifialbedo.ops.colour import linear_to_srgb_uint8
-
-        return Prediction(albedo, mask, linear_to_srgb_uint8(np.clip(image, 0, 1)))
 
 
 def identity_method(cases: Sequence[RelitCase]) -> Prediction:
@@ -241,16 +199,25 @@ class Scorer:
         return s
 
 
-def build_method(spec: str, config: BenchmarkConfig, models) -> MethodFn:
+SIMPLE_METHODS: dict[str, MethodFn] = {"identity": identity_method, "grey_world": grey_world_method, "oracle_shading": oracle_shading_method}
+"""The baselines without options."""
+
+
+def oracle_shape_method(options: dict[str, str]) -> MethodFn:
+    """``oracle_shape[...]``: priors from the options, ``raw`` for no prior at all."""
+    return make_oracle_shape(priors_from(options), raw="raw" in options)
+
+
+def build_method(spec: str, builders: Mapping[str, MethodBuilder]) -> MethodFn:
+    """The method of ``spec`` (``NAME`` or ``NAME[key=value,...]``): one of ``builders`` (which
+    take options), or one of :data:`SIMPLE_METHODS`."""
     name, opts = _parse_method(spec)
-    if name == "reconstruct":
-        return ReconstructMethod(config.uv_size, _priors_from(opts), models)
-    if name == "oracle_shape":
-        return make_oracle_shape(_priors_from(opts), raw="raw" in opts)
-    simple = {"identity": identity_method, "grey_world": grey_world_method, "oracle_shading": oracle_shading_method}
-    if name not in simple or opts:
-        raise ValueError(f"unknown method {spec!r}; known: reconstruct[...], oracle_shape[...], {', '.join(simple)}")
-    return simple[name]
+    if name in builders:
+        return builders[name](opts)
+    if name not in SIMPLE_METHODS or opts:
+        known = [f"{n}[...]" for n in builders] + list(SIMPLE_METHODS)
+        raise ValueError(f"unknown method {spec!r}; known: {', '.join(known)}")
+    return SIMPLE_METHODS[name]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -310,31 +277,36 @@ class BenchmarkResult:
 def run_benchmark(
     config: BenchmarkConfig = BenchmarkConfig(),
     *,
-    models=None,
+    models,
+    methods: Mapping[str, MethodBuilder] | None = None,
     root: Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> BenchmarkResult:
-    """Run every method on every relit case (and the k-photo curve); return all scores."""
-    from hifialbedo.pipeline import Models
+    """Run every method of ``config.methods`` on every relit case (and the k-photo curve);
+    return all scores.
 
+    ``methods``: builders of the methods beyond the benchmark's own baselines (the pipeline's
+    ``reconstruct``: ``pipeline.methods.benchmark_methods``). ``models``: the landmark
+    ``detector`` and the ``identity`` network (``pipeline.Models``).
+    """
     t0 = time.perf_counter()
-    models = models or Models()
     relit = config.relit
-    methods = {spec: build_method(spec, config, models) for spec in config.methods}
-    curve_specs = [m for m in config.curve_methods if m in methods] if config.max_photos > 1 else []
+    builders = {**(methods or {}), "oracle_shape": oracle_shape_method}
+    scored = {spec: build_method(spec, builders) for spec in config.methods}
+    curve_specs = [m for m in config.curve_methods if m in scored] if config.max_photos > 1 else []
     scorer = Scorer(config, models)
     bases = load_bases(relit, models.detector, root)
     n_groups = len(bases) * len(relit.skin_types)
     k_max = min(config.max_photos, relit.lightings)
     starts = min(config.curve_starts, relit.lightings)
-    total = n_groups * (relit.lightings * len(methods) + len(curve_specs) * starts * max(k_max - 1, 0))
+    total = n_groups * (relit.lightings * len(scored) + len(curve_specs) * starts * max(k_max - 1, 0))
     done = 0
     scores: list[CaseScore] = []
     examples: list[tuple[RelitCase, dict[str, np.ndarray]]] = []
     cases_iter = relit_cases(bases, relit)
     for _ in range(n_groups):
         group = [next(cases_iter) for _ in range(relit.lightings)]
-        for spec, method in methods.items():
+        for spec, method in scored.items():
             for case in group:
                 pred = method([case])
                 scores.append(scorer.score(spec, [case], pred))
@@ -347,12 +319,12 @@ def run_benchmark(
             for start in range(starts):
                 for k in range(2, k_max + 1):
                     subset = [group[(start + j) % len(group)] for j in range(k)]
-                    scores.append(scorer.score(spec, subset, methods[spec](subset)))
+                    scores.append(scorer.score(spec, subset, scored[spec](subset)))
                     done += 1
                     if progress:
                         progress(done, total, f"{spec} k={k} {group[0].name}")
-        for method in methods.values():
-            if isinstance(method, ReconstructMethod):
+        for method in scored.values():
+            if hasattr(method, "forget"):
                 method.forget()
     merged: dict[str, tuple[RelitCase, dict[str, np.ndarray]]] = {}
     for case, preds in examples:
@@ -360,4 +332,16 @@ def run_benchmark(
     return BenchmarkResult(config, scores, summarise(scores), curve(scores), time.perf_counter() - t0, list(merged.values()))
 
 
-__all__ = ["SKIN_TYPES", "BenchmarkConfig", "BenchmarkResult", "build_method", "curve", "run_benchmark", "summarise"]
+__all__ = [
+    "SIMPLE_METHODS",
+    "BenchmarkConfig",
+    "BenchmarkResult",
+    "MethodBuilder",
+    "MethodFn",
+    "Prediction",
+    "build_method",
+    "curve",
+    "priors_from",
+    "run_benchmark",
+    "summarise",
+]

@@ -5,7 +5,8 @@ sRGB ``photo``, ``landmarks``, ...) to a UV albedo ``(S, S, 3)`` in linear RGB o
 project's layout. Each identity's renders are split into consecutive groups of k (k = 1:
 every render alone); the error of a group is the mean absolute difference from the true
 albedo over the face region of the layout (linear RGB, plus ITA error in degrees), and a
-k's figure is the mean over groups and identities.
+k's figure is the mean over groups and identities. The training-free pipeline as such a
+method: ``pipeline.methods.training_free_method``.
 """
 
 from __future__ import annotations
@@ -77,28 +78,6 @@ def evaluate_synth_albedo(
     return SynthAlbedoScores(
         {k: float(np.mean(v)) for k, v in mae.items()}, {k: float(np.mean(v)) for k, v in ita.items()}, {k: len(v) for k, v in mae.items()}
     )
-
-
-def training_free_method(uv_size: int = 256) -> AlbedoMethod:
-    """The training-free pipeline (``pipeline.analyse_photo`` + ``fuse_photo_results``) on
-    the renders, with their true landmarks (no detection), identity check off."""
-    from hifialbedo.io.images import Photo
-    from hifialbedo.mesh.topology import uv_regions as regions
-    from hifialbedo.pipeline import ReconstructConfig, analyse_photo, fuse_photo_results
-    from hifialbedo.render.uv_layout import uv_layout
-
-    config = ReconstructConfig(uv_size=uv_size, check_identity=False)
-    layout = uv_layout(uv_size)
-    skin = layout.gather(regions(uv_size)["skin"])
-
-    def method(renders: list[dict]) -> np.ndarray:
-        results = []
-        for i, r in enumerate(renders):
-            photo = Photo(Path(f"render{i}.png"), r["photo"], r["photo"].shape[:2], ())
-            results.append(analyse_photo(photo, f"render{i}", layout=layout, skin=skin, config=config, landmarks=r["landmarks"]))
-        return fuse_photo_results(results, layout, config=config).albedo
-
-    return method
 
 
 def mean_albedo_method(value_linear: Sequence[float]) -> AlbedoMethod:

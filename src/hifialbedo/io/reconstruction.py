@@ -1,6 +1,7 @@
 """Reading back the output folder of ``reconstruct`` (what ``relight`` starts from).
 
-Each reader validates and raises ``InputError`` naming the file and the problem.
+The folder's contract (file names, encodings, the writer) is ``io.contract``. Each reader
+validates and raises ``InputError`` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hifialbedo.io.contract import ALBEDO, LIGHTING, MESH, REPORT, ROUGHNESS, SPECULAR
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.light import parse_sh, read_json
 from hifialbedo.mesh.topology import N_VERTICES
@@ -57,7 +59,7 @@ class ReconstructionFiles:
 
     def pose(self, index: int = 0) -> CameraPose:
         """The camera pose of input ``index`` (``InputError`` for output folders without one)."""
-        return parse_pose(self.inputs[index], self.out_dir / "report.json")
+        return parse_pose(self.inputs[index], self.out_dir / REPORT)
 
 
 def _read_uint_image(path: Path) -> np.ndarray:
@@ -148,15 +150,15 @@ def read_reconstruction(out_dir: str | Path) -> ReconstructionFiles:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise InputError(out_dir, "no such folder (give the output folder of hifialbedo reconstruct)")
-    albedo, face = read_albedo(out_dir / "albedo.png")
-    vertices = read_obj_vertices(out_dir / "mesh.obj")
-    lights = read_lights(out_dir / "lighting.json")
-    report_path = out_dir / "report.json"
+    albedo, face = read_albedo(out_dir / ALBEDO)
+    vertices = read_obj_vertices(out_dir / MESH)
+    lights = read_lights(out_dir / LIGHTING)
+    report_path = out_dir / REPORT
     report = read_json(report_path)
     inputs = report.get("inputs") if isinstance(report, dict) else None
     if not isinstance(inputs, list) or not inputs or not all(isinstance(e, dict) and "photo" in e for e in inputs):
         raise InputError(report_path, 'expected {"inputs": [{"photo": ...}, ...]} as written by reconstruct')
     size = albedo.shape[0]
-    specular = read_grey_map(out_dir / "specular.png", size) if (out_dir / "specular.png").exists() else None
-    roughness = read_grey_map(out_dir / "roughness.png", size) if (out_dir / "roughness.png").exists() else None
+    specular = read_grey_map(out_dir / SPECULAR, size) if (out_dir / SPECULAR).exists() else None
+    roughness = read_grey_map(out_dir / ROUGHNESS, size) if (out_dir / ROUGHNESS).exists() else None
     return ReconstructionFiles(out_dir, albedo, face, vertices, lights, inputs, specular, roughness)

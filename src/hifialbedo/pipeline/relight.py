@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hifialbedo.io.contract import LIGHTING, LIGHTING_CONVENTIONS, REPORT
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import read_photo, write_png
 from hifialbedo.io.light import read_envmap, read_sh, write_hdr
@@ -25,7 +26,6 @@ from hifialbedo.io.reconstruction import ReconstructionFiles, read_reconstructio
 from hifialbedo.ops import sh as sh_ops
 from hifialbedo.ops.brdf import shininess_from_roughness
 from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
-from hifialbedo.pipeline import LIGHTING_CONVENTIONS
 from hifialbedo.render.relit_render import RelitView, Specular, posed_geometry, render_relit, turntable_geometry
 
 TURNTABLE_DEGREES = 60.0
@@ -38,7 +38,7 @@ uniform environment that shades a white surface to 1, is white."""
 
 
 @dataclass(frozen=True)
-class Light:
+class RelightLight:
     """A light for relighting: ``sh (9, 3)`` linear-RGB radiance (diffuse part) and the distant
     light standing for its directional part: unit ``direction (3,)`` and ``colour (3,)``
     (specular lobe); all in the rendered view's camera frame."""
@@ -71,13 +71,13 @@ DEFAULT_SHININESS = 32.0
 """Blinn-Phong exponent when neither ``--shininess`` nor roughness.png gives one."""
 
 
-def light_from_sh(sh: np.ndarray, source: str) -> Light:
-    """A Light from SH coefficients; the specular lobe follows their dominant direction."""
+def light_from_sh(sh: np.ndarray, source: str) -> RelightLight:
+    """A RelightLight from SH coefficients; the specular lobe follows their dominant direction."""
     direction, colour = sh_ops.directional_part(sh)
-    return Light(np.asarray(sh, dtype=np.float64), direction, colour, source)
+    return RelightLight(np.asarray(sh, dtype=np.float64), direction, colour, source)
 
 
-def light_from_direction(direction, colour=(1.0, 1.0, 1.0), ambient: float = 0.2) -> Light:
+def light_from_direction(direction, colour=(1.0, 1.0, 1.0), ambient: float = 0.2) -> RelightLight:
     """A distant light (toward ``direction``, irradiance ``colour`` at normal incidence) plus a
     uniform ambient radiance; the diffuse part is its order-2 SH projection."""
     d = np.asarray(direction, dtype=np.float64)
@@ -89,12 +89,12 @@ def light_from_direction(direction, colour=(1.0, 1.0, 1.0), ambient: float = 0.2
     if not math.isfinite(ambient) or ambient < 0:
         raise ValueError(f"--ambient must be a finite value >= 0, got {ambient}")
     d = d / np.linalg.norm(d)
-    return Light(
+    return RelightLight(
         sh_ops.directional_light(d, c, ambient), d, c, f"directional {d.round(4).tolist()} colour {c.tolist()} ambient {ambient}"
     )
 
 
-def load_light(*, sh_file: Path | None = None, envmap: Path | None = None) -> Light | None:
+def load_light(*, sh_file: Path | None = None, envmap: Path | None = None) -> RelightLight | None:
     """The light of an SH JSON file or an equirectangular map (None when neither is given)."""
     if sh_file is not None and envmap is not None:
         raise ValueError("give one light: --sh or --envmap")
@@ -125,7 +125,7 @@ def turntable_yaws(n: int) -> np.ndarray:
     return np.zeros(1) if n == 1 else np.linspace(-TURNTABLE_DEGREES, TURNTABLE_DEGREES, n)
 
 
-def specular_for(files: ReconstructionFiles, light: Light, config: RelightConfig) -> Specular | None:
+def specular_for(files: ReconstructionFiles, light: RelightLight, config: RelightConfig) -> Specular | None:
     """The Blinn-Phong lobe: ``config.specular`` / ``config.shininess`` when given (they override
     the maps), else per texel from the folder's specular.png / roughness.png, else intensity 0
     and shininess 32; None when the intensity is 0 everywhere (diffuse only)."""
@@ -169,7 +169,7 @@ def relight(
     out_dir: str | Path,
     relit_dir: str | Path,
     *,
-    light: Light | None = None,
+    light: RelightLight | None = None,
     config: RelightConfig = RelightConfig(),
     overwrite: bool = False,
 ) -> dict:
@@ -188,11 +188,11 @@ def relight(
     files = read_reconstruction(out_dir)
     if light is None:
         first = files.lights[0]
-        light = light_from_sh(first.sh, f"estimated light of {first.photo or first.view} ({out_dir / 'lighting.json'})")
+        light = light_from_sh(first.sh, f"estimated light of {first.photo or first.view} ({out_dir / LIGHTING})")
     specular = specular_for(files, light, config)
     photo = pose = None
     if config.over_photo:
-        report = out_dir / "report.json"
+        report = out_dir / REPORT
         pose = files.pose(0)
         photo = read_photo(_resolve_photo(str(files.inputs[0]["photo"]), out_dir, report), max_side=1 << 30)
         if photo.pixels.shape[:2] != (pose.size[1], pose.size[0]):

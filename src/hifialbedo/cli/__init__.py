@@ -1,0 +1,62 @@
+"""Command line: a thin layer that parses arguments and calls the pipeline.
+
+One module per command (``reconstruct``, ``relight``, ``benchmark``, ``identity``, ``train``,
+``prepare``, ``synth``), each with ``add_parser(subparsers)`` and ``run(args) -> exit code``;
+``args`` holds the arguments and checks several commands share, ``progress`` the one
+progress display. Errors are one line on stderr, ``hifialbedo: error: ...``, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from hifialbedo import __version__
+from hifialbedo.cli import benchmark, identity, prepare, reconstruct, relight, synth, train
+from hifialbedo.io.errors import InputError
+
+COMMANDS = {
+    "reconstruct": reconstruct,
+    "relight": relight,
+    "benchmark": benchmark,
+    "identity": identity,
+    "train": train,
+    "prepare": prepare,
+    "synth": synth,
+}
+"""Command name -> its module, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hifialbedo", description="De-lit facial albedo, lighting and a textured mesh from photos."
+    )
+    parser.add_argument("--version", action="version", version=f"hifialbedo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore", UserWarning)  # warnings are collected into the report and printed once
+    try:
+        return COMMANDS[args.command].run(args)
+    except (InputError, ValueError) as exc:
+        print(f"hifialbedo: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. disk full while writing: the output folder was cleaned up
+        where = exc.filename or getattr(args, "output", "")
+        print(f"hifialbedo: error: {where}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hifialbedo: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

@@ -1,0 +1,142 @@
+"""Per-photo analysis: landmarks, mesh, UV unwrap and lighting of one photo.
+
+photo -> landmarks (given, a file, or MediaPipe) -> fitted face mesh -> rasterization ->
+UV unwrap -> SH lighting + albedo (``inverse.lighting``) = a ``PhotoResult``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hifialbedo.inverse.eyes import sclera_cue
+from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting, scene_colour
+from hifialbedo.io.contract import PhotoResult, Timer
+from hifialbedo.io.errors import InputError
+from hifialbedo.io.images import Photo
+from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry
+from hifialbedo.mesh.landmarks import NoFaceError, landmarks_from_array
+from hifialbedo.ops.colour import srgb_uint8_to_linear
+from hifialbedo.pipeline.config import ReconstructConfig
+from hifialbedo.pipeline.model_cache import Models
+from hifialbedo.render.image_raster import ImageRaster, paste_window, rasterize_in_image
+from hifialbedo.render.unwrap import Unwrap, unwrap
+from hifialbedo.render.uv_layout import UVLayout
+
+
+def process_photo(
+    photo: Photo,
+    landmarks: np.ndarray,
+    layout: UVLayout,
+    skin: np.ndarray,
+    config: ReconstructConfig,
+    timer: Timer,
+) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate, dict]:
+    """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``), and
+    the photo's priors for the lighting fit (``scene_colour``, ``sclera``: keyword arguments of
+    ``estimate_lighting``, kept for refits)."""
+    with timer.timing("mesh"):
+        h, w = photo.pixels.shape[:2]
+        geometry = fit_face_geometry(landmarks, (h, w))
+        raster = rasterize_in_image(geometry, h, w)
+        linear = srgb_uint8_to_linear(photo.pixels)
+    with timer.timing("unwrap"):
+        unwrapped = unwrap(linear, geometry, layout, raster)
+    with timer.timing("lighting"):
+        priors = {"scene_colour": scene_colour(linear, paste_window(raster, raster.fragments.mask)), "sclera": sclera_cue(linear, landmarks)}
+        try:
+            estimate = estimate_lighting(unwrapped.colour, unwrapped.normals, unwrapped.confidence, skin, config=config.lighting, **priors)
+        except ValueError as exc:
+            raise InputError(photo.path, str(exc)) from None
+    return geometry, raster, unwrapped, estimate, priors
+
+
+def photo_landmarks(
+    photo: Photo,
+    *,
+    face_index: int | None = None,
+    models: Models | None = None,
+    landmark_file: Path | None = None,
+    landmarks: np.ndarray | None = None,
+) -> tuple[np.ndarray, str, list[str]]:
+    """``(478, 3)`` pixel landmarks of the photo's face, where they came from, and warnings.
+
+    From ``landmarks`` (an array), else ``landmark_file`` (in the original photo's pixels),
+    else MediaPipe. Raises ``InputError`` naming the photo or the landmark file.
+    """
+    if landmarks is not None:
+        return landmarks_from_array(landmarks), "given", []
+    if landmark_file is not None:
+        try:
+            lm = landmarks_from_array(np.load(landmark_file, allow_pickle=False)) * photo.scale
+        except (OSError, ValueError) as exc:
+            raise InputError(landmark_file, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
+        return lm, str(landmark_file), []
+    try:
+        det = (models or Models()).detector.detect(photo.pixels, face_index)
+    except NoFaceError as exc:
+        raise InputError(photo.path, str(exc)) from None
+    warns = []
+    if det.n_faces > 1 and face_index is None:
+        warns.append(f"{photo.path}: {det.n_faces} faces found; using the largest (choose with --face-index)")
+    return det.landmarks, "mediapipe", warns
+
+
+def analyse_photo(
+    photo: Photo,
+    name: str,
+    *,
+    layout: UVLayout,
+    skin: np.ndarray,
+    config: ReconstructConfig = ReconstructConfig(),
+    models: Models | None = None,
+    landmark_file: Path | None = None,
+    landmarks: np.ndarray | None = None,
+    timer: Timer | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PhotoResult:
+    """Landmarks, mesh, unwrap and lighting of one photo (raises ``InputError`` naming it).
+
+    Landmarks come from ``landmarks`` (an array), else ``landmark_file``, else the detector.
+    """
+    note = progress or (lambda stage: None)
+    timer = timer or Timer()
+    path = photo.path
+    note(f"landmarks {path.name}")
+    with timer.timing("landmarks"):
+        lm, source, photo_warnings = photo_landmarks(photo, face_index=config.face_index, models=models, landmark_file=landmark_file, landmarks=landmarks)
+
+    note(f"estimating {path.name}")
+    geometry, raster, unwrapped, estimate, priors = process_photo(photo, lm, layout, skin, config, timer)
+    if not unwrapped.visible.any():
+        raise InputError(path, "the face mesh is not visible in the photo")
+    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings, priors)
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """One name per photo for ``views/``: its stem, numbered from the second of a kind.
+
+    >>> unique_names([Path("a/x.jpg"), Path("b/x.png"), Path("y.jpg")])
+    ['x', 'x_2', 'y']
+    """
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        stem = p.stem or "photo"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return names
+
+
+def landmark_paths(landmark_files: Sequence[str | Path] | None, n_photos: int) -> list[Path | None]:
+    """One landmark file (or None: detect) per photo; InputError when the counts differ."""
+    if landmark_files is None:
+        return [None] * n_photos
+    if len(landmark_files) != n_photos:
+        raise InputError(landmark_files[0] if landmark_files else "--landmarks", f"{len(landmark_files)} landmark file(s) for {n_photos} photo(s)")
+    return [Path(f) for f in landmark_files]
+
+
+__all__ = ["analyse_photo", "landmark_paths", "photo_landmarks", "process_photo", "unique_names"]
