@@ -244,6 +244,7 @@ def test_config_and_state_dict_round_trip(toy_model):
         assert type(config).from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_and_is_deterministic():
     torch.manual_seed(0)
     m1 = VQAutoencoder(TOY)

@@ -241,6 +241,7 @@ def test_stage_datasets_take_photos(world, tmp_path):
 # --------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_stages_2_and_3_train_on_prepared_photos(world, tmp_path):
     """A 2-step stage 1 on the crops (for a checkpoint), then 2 steps each of stages 2 and 3 on the prepared folder."""
     from hifialbedo.models.saved import load_checkpoint

@@ -86,6 +86,7 @@ def run(tmp_path_factory, synth_root):
     return tmp / "out", result, built
 
 
+@pytest.mark.slow
 def test_run_learns_and_writes_outputs(run):
     out, result, _ = run
     assert result.step == STEPS and result.checkpoint == out / "checkpoints" / "last.ckpt"
@@ -107,6 +108,7 @@ def test_run_learns_and_writes_outputs(run):
     assert Stage1Config.from_dict(stage["stage1"]) == _tiny_config(lpips_weight=0.0, revive_every=10, adversarial_start=ADV_START)
 
 
+@pytest.mark.slow
 def test_adversarial_term_off_before_start_on_after(run):
     rows = read_metrics(run[0] / "metrics.csv")
     before, after = rows[:ADV_START], rows[ADV_START:]  # row k is step index k - 1 (0-based)
@@ -114,6 +116,7 @@ def test_adversarial_term_off_before_start_on_after(run):
     assert all(r["adv_weight"] > 0 and r["g_adv"] != 0 and r["loss/discriminator"] > 0 for r in after)
 
 
+@pytest.mark.slow
 def test_load_stage1_model_matches_the_trained_module(run, tmp_path):
     _, result, built = run
     model = load_stage1_model(result.checkpoint)
@@ -137,6 +140,7 @@ def test_load_stage1_model_matches_the_trained_module(run, tmp_path):
         load_stage1_model(tmp_path / "none.ckpt")
 
 
+@pytest.mark.slow
 def test_run_resumes_finished_run_from_its_config_json(run, synth_root):
     """A run's config.json is a valid --config: re-running it finds the finished checkpoint and stops."""
     out = run[0]
@@ -333,6 +337,7 @@ def _cli_train(out: Path, synth_root: Path, *settings: str, nproc: int) -> subpr
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path, synth_root):
     """The README's multi-process launch: 2 gloo ranks x batch 2 give the parameters of 1 process x batch 4."""
     one = _cli_train(tmp_path / "one", synth_root, "train.batch_size=4", nproc=1)

@@ -125,6 +125,7 @@ def test_config_round_trip_presets_and_errors():
 # --------------------------------------------------------------------------- one step
 
 
+@pytest.mark.slow
 def test_forward_shapes_and_gradients(world):
     stage = _stage(world, adversarial_start=0)
     modules = _modules(stage)
@@ -155,6 +156,7 @@ def test_forward_shapes_and_gradients(world):
     assert all(p.grad is None for name in ("vq", "identity", "lpips") for p in modules[name].parameters())
 
 
+@pytest.mark.slow
 def test_discriminator_pass_reuses_the_generator_pass(world):
     batch = _batch(world)
     stage = _stage(world, adversarial_start=5)
@@ -174,6 +176,7 @@ def test_discriminator_pass_reuses_the_generator_pass(world):
     assert all(p.grad is None for p in modules["encoder_uv"].parameters())  # fakes are detached
 
 
+@pytest.mark.slow
 def test_random_views_are_reproducible_and_differ_from_the_original(world):
     keys = torch.tensor([[0, 0], [0, 1], [2, 1]])
     yaw, pitch = random_view_angles(7, keys, yaw_range=0.6, pitch_range=0.25)
@@ -204,6 +207,7 @@ def test_random_views_are_reproducible_and_differ_from_the_original(world):
 # --------------------------------------------------------------------------- training through fit
 
 
+@pytest.mark.slow
 def test_training_run_logs_every_term(run):
     rows = run.rows
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
@@ -218,6 +222,7 @@ def test_training_run_logs_every_term(run):
     assert all(r["id"] > 0 and r["lpips"] > 0 and 1.0 <= r["perplexity"] <= CODES for r in rows)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_l1_term(run, world):
     """On all six training photos: E_uv after 40 steps against E_uv = the stage-1 encoder."""
     batch = _batch(world, range(6))
@@ -229,6 +234,7 @@ def test_training_lowers_the_l1_term(run, world):
     assert after["l1"] < 0.95 * before["l1"], (before, after)
 
 
+@pytest.mark.slow
 def test_training_updates_only_the_trained_modules(run, world):
     state = load_checkpoint(run.out / "checkpoints" / "last.ckpt")
     stage1 = load_checkpoint(world.stage1)["modules"]["vq"]
@@ -249,6 +255,7 @@ def test_training_updates_only_the_trained_modules(run, world):
     assert state["stage_config"] == run.stage.config_dict() and state["stage_config"]["stage"] == "stage2"
 
 
+@pytest.mark.slow
 def test_sample_grids_are_written(run):
     names = ("photo", "photo_uv", "texture", "origin", "random")
     grids = {n: cv2.imread(str(run.out / "samples" / f"step_{STEPS:07d}_{n}.png")) for n in names}
@@ -256,6 +263,7 @@ def test_sample_grids_are_written(run):
     assert float(np.abs(grids["origin"].astype(float) - grids["random"].astype(float)).mean()) > 0.5
 
 
+@pytest.mark.slow
 def test_load_stage2_model_round_trip(run, world):
     ckpt = run.out / "checkpoints" / "last.ckpt"
     vq, encoder_uv = load_stage2_model(ckpt)
@@ -279,6 +287,7 @@ def test_load_stage2_model_round_trip(run, world):
 # --------------------------------------------------------------------------- building
 
 
+@pytest.mark.slow
 def test_build_stage2_checks_its_inputs(world, tmp_path):
     data = [("synth", world.synth)]
     with pytest.raises(ValueError, match="needs the stage-1 checkpoint"):
@@ -297,6 +306,7 @@ def test_build_stage2_checks_its_inputs(world, tmp_path):
     assert len(dataset) == 6 and dataset[0]["photo_uv"].shape == (3, UV, UV)  # 3 training identities x 2 photos
 
 
+@pytest.mark.slow
 def test_real_uv_textures_are_paired_by_index(world, tmp_path):
     for k, value in enumerate((40, 120, 200)):
         cv2.imwrite(str(tmp_path / f"t{k}.png"), np.full((48, 48, 3), value, np.uint8))

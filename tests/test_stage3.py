@@ -294,6 +294,7 @@ def trained(tmp_path_factory, synth_dir, tiny_vq):
     return stage, dataset, config, initial, result
 
 
+@pytest.mark.slow
 def test_training_logs_every_term_and_trains_only_attention_and_lighting(trained):
     stage, dataset, config, initial, result = trained
     assert len(dataset) == 4 and result.step == 3
@@ -321,6 +322,7 @@ def test_training_logs_every_term_and_trains_only_attention_and_lighting(trained
     assert samples == [f"step_0000003_{n}.png" for n in sorted(("albedo", "albedo_gt", "photo_uv", "photos", "renders"))]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_gives_identical_outputs(trained, tmp_path):
     stage, dataset, _, _, result = trained
     model = HiFiAlbedo.from_checkpoint(result.checkpoint)
@@ -351,6 +353,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(trained, tmp_path):
         HiFiAlbedo.from_pretrained(result.checkpoint)
 
 
+@pytest.mark.slow
 def test_short_run_lowers_the_l1_term(tmp_path, synth_dir, tiny_vq):
     """40 steps (10 epochs of the 4 groups) on all photos of each group, L1 + LPIPS (no identity network: the cheap terms)."""
     from hifialbedo.training.engine import fit

@@ -137,6 +137,7 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_reference_run_outputs(reference):
     ckpt = load_checkpoint(reference / "checkpoints" / "last.ckpt")
     assert ckpt["step"] == 4 and ckpt["sampler"] == {"epoch": 0, "batches_consumed": 4}
@@ -161,6 +162,7 @@ def test_reference_run_outputs(reference):
         _fit(reference, batch_size=8, max_steps=4, resume=False)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(reference, tmp_path):
     """2 CPU processes (gloo) x batch 4 == 1 process x batch 8 on the same global batches."""
     settings = ["devices=2", "strategy=ddp", "batch_size=4", "max_steps=4", "ckpt_every=2", "lr=1e-2", "log_every=1"]
@@ -173,11 +175,13 @@ def test_ddp_two_processes_match_one(reference, tmp_path):
         assert a["loss/generator"] == pytest.approx(b["loss/generator"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_grad_accumulation_matches_full_batch(reference, tmp_path):
     _fit(tmp_path, batch_size=4, grad_accum=2, max_steps=4, ckpt_every=2)
     assert _max_diff(_params(tmp_path), _params(reference)) < 1e-6
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_the_same_curve(tmp_path):
     """Killed (SIGKILL) after the step-6 checkpoint, then resumed: the same losses and weights as one run."""
     settings = {"batch_size": 4, "grad_accum": 2, "max_steps": 10, "ckpt_every": 3, "keep_last_checkpoints": 2, "num_workers": 1}

@@ -32,6 +32,11 @@ def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: 
     """Fuse ``albedos (K, N, 3)`` (linear RGB) with ``confidences (K, N)`` into one ``(N, 3)``.
 
     ``robust_scale``: the albedo difference (linear units) at which a texel's weight halves.
+
+    >>> a = np.full((3, 4, 3), 0.4, np.float32); a[2] *= 2.0  # a third photo twice as bright
+    >>> r = fuse_albedos(a, np.ones((3, 4), np.float32))
+    >>> r.albedo.astype(float).round(3).tolist()[0], r.gains.round(3)[:, 0].tolist()
+    ([0.4, 0.4, 0.4], [1.0, 1.0, 0.5])
     """
     k = albedos.shape[0]
     conf = np.clip(confidences, 0.0, None).astype(np.float64)

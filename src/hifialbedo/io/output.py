@@ -39,6 +39,18 @@ def atomic_output_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
     On error the temporary folder is removed and ``out_dir`` is untouched. With
     ``overwrite`` an existing ``out_dir`` is moved aside, replaced, then deleted, so a
     crash at any point leaves either the old or the new folder complete.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with atomic_output_dir(Path(d) / "out", overwrite=False) as tmp:
+    ...         _ = (tmp / "a.txt").write_text("complete")
+    ...     try:
+    ...         with atomic_output_dir(Path(d) / "out", overwrite=True) as tmp:
+    ...             raise RuntimeError("crash while writing")
+    ...     except RuntimeError:
+    ...         pass
+    ...     sorted(p.name for p in Path(d).iterdir()), (Path(d) / "out" / "a.txt").read_text()
+    (['out'], 'complete')
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite=overwrite)

@@ -31,7 +31,12 @@ class FaceTopology:
 
 @lru_cache(maxsize=1)
 def load_face_topology() -> FaceTopology:
-    """Load the committed face-mesh data (no download; a few KB from the package)."""
+    """Load the committed face-mesh data (no download; a few KB from the package).
+
+    >>> topo = load_face_topology()
+    >>> topo.uv.shape, topo.faces.shape[1], int(topo.faces.max()) + 1 == N_VERTICES
+    ((468, 2), 3, True)
+    """
     with resources.files("hifialbedo.mesh.data").joinpath("face_mesh.npz").open("rb") as f:
         data = np.load(f)
         contours = {k[len("contour_") :]: data[k] for k in data.files if k.startswith("contour_")}

@@ -43,14 +43,25 @@ def luminance(linear_rgb):
 
 
 def srgb_uint8_to_linear(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 sRGB -> float32 linear RGB, through a 256-entry table (fast)."""
+    """``(H, W, 3)`` uint8 sRGB -> float32 linear RGB, through a 256-entry table (fast).
+
+    >>> srgb_uint8_to_linear(np.array([[[0, 128, 255]]], np.uint8)).astype(float).round(4).tolist()
+    [[[0.0, 0.2159, 1.0]]]
+    """
     if image.dtype != np.uint8:
         raise TypeError(f"expected uint8, got {image.dtype}")
     return _SRGB8_TO_LINEAR[image]
 
 
 def linear_to_srgb_uint8(linear: np.ndarray) -> np.ndarray:
-    """Float linear RGB -> uint8 sRGB (clipped to [0, 1], rounded)."""
+    """Float linear RGB -> uint8 sRGB (clipped to [0, 1], rounded); inverts :func:`srgb_uint8_to_linear`.
+
+    >>> codes = np.arange(256, dtype=np.uint8)[None, :, None].repeat(3, axis=2)
+    >>> bool((linear_to_srgb_uint8(srgb_uint8_to_linear(codes)) == codes).all())
+    True
+    >>> linear_to_srgb_uint8(np.array([-0.5, 0.2159, 7.0])).tolist()
+    [0, 128, 255]
+    """
     if is_torch(linear):
         raise TypeError("linear_to_srgb_uint8 takes NumPy arrays")
     # A 16384-entry table on the clipped linear value differs from the exact rounded

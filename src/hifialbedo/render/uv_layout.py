@@ -60,7 +60,13 @@ BORDER_WIDTH = 0.02  # in UV units: the band along the mesh outline whose confid
 
 @lru_cache(maxsize=4)
 def uv_layout(size: int) -> UVLayout:
-    """Rasterize the face mesh's UV layout at ``size x size`` (0.2 s at 1024; cached)."""
+    """Rasterize the face mesh's UV layout at ``size x size`` (0.2 s at 1024; cached).
+
+    >>> layout = uv_layout(64)
+    >>> values = np.arange(layout.n_texels, dtype=np.float32)
+    >>> layout.scatter(values).shape, bool((layout.gather(layout.scatter(values)) == values).all())
+    ((64, 64), True)
+    """
     if size < 16 or size > 8192:
         raise ValueError(f"uv size must be in [16, 8192], got {size}")
     topo = load_face_topology()
