@@ -218,6 +218,14 @@ def _build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=None)
     syn.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     syn.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    srv = sub.add_parser("serve", help="a local web page: upload photos, watch the stages, turn the face in 3D and relight it")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    srv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload, all photos together (default 20)")
+    srv.add_argument("--workers", type=int, default=1, help="jobs run at once, each with its own loaded models (default 1)")
+    srv.add_argument("--max-queued", type=int, default=4, help="jobs that may wait; more are answered 503 (default 4)")
+    srv.add_argument("--keep-minutes", type=float, default=60.0, help="results are deleted this long after a job finishes (default 60)")
     return parser
 
 
@@ -479,6 +487,32 @@ def _samples_root(root: Path | None) -> Path | None:
     raise InputError("samples/", "the sample photos are not found; run from the repository root or pass --photos")
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from hifialbedo.web.app import ServeConfig
+        from hifialbedo.web.jobs import Limits
+        from hifialbedo.web.server import serve
+    except ImportError as exc:
+        raise ValueError(f"serve needs the web extra ({exc.name} is missing): pip install -e '.[web]'") from None
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    if not 0 < args.max_upload_mb <= 4096:
+        raise ValueError(f"--max-upload-mb must be > 0 and <= 4096, got {args.max_upload_mb}")
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers must be between 1 and 64, got {args.workers}")
+    if not 1 <= args.max_queued <= 1000:
+        raise ValueError(f"--max-queued must be between 1 and 1000, got {args.max_queued}")
+    if not args.keep_minutes > 0:
+        raise ValueError(f"--keep-minutes must be > 0, got {args.keep_minutes}")
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20))
+    config = ServeConfig(
+        host=args.host, port=args.port, workers=args.workers, max_queued=args.max_queued, keep_seconds=args.keep_minutes * 60, limits=limits
+    )
+    serve(config)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -501,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             return _identity(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "serve":
+            return _serve(args)
     except InputError as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2
