@@ -132,7 +132,7 @@ class _LimitBody:
 
 
 def _too_large(size: int, limit: int) -> str:
-    return f"the upload is {size / 2**20:.1f} MB, over the limit of {limit / 2**20:.0f} MB (--max-upload-mb)"
+    return f"the upload is {size / 2**20:.3g} MB, over the limit of {limit / 2**20:.3g} MB (--max-upload-mb)"
 
 
 def _security_headers(app, script_hashes: list[str]):

@@ -353,7 +353,7 @@ class JobQueue:
         sweeper.start()
         self._threads.append(sweeper)
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 2.0) -> None:
         """Stop taking jobs, let the workers finish what they run (up to ``timeout`` s in
         all), and delete every job's folder (the whole root)."""
         with self._cond:

@@ -56,4 +56,8 @@ def serve(config: ServeConfig) -> None:
                 keep = config.keep_seconds / 60
                 print(f"hifialbedo serve: open {url_of(config.host, port)} in a browser (Ctrl+C stops; results are kept {keep:.0f} min)", flush=True)
 
-    Server(uv_config).run()
+    try:
+        Server(uv_config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its clean shutdown (the lifespan's clean-up ran)
+        pass
+    print("hifialbedo serve: stopped; the job folders are deleted", flush=True)
