@@ -32,6 +32,8 @@ window.hifi = {
     applyLight();
   },
   renderFront(size) { return viewer.renderFront(size); },
+  orbit(azimuth, elevation) { viewer.orbit(azimuth, elevation); },
+  setShow(mode) { setShow(mode); },
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -251,9 +253,18 @@ function hexToLinear(hex) {
   return [(v >> 16) & 255, (v >> 8) & 255, v & 255].map((c) => srgbToLinear(c / 255));
 }
 
+function linearToHex(rgb) {
+  const enc = (c) => {
+    const v = Math.min(Math.max(c, 0), 1);
+    return Math.round(255 * (v <= 0.0031308 ? v * 12.92 : 1.055 * Math.pow(v, 1 / 2.4) - 0.055));
+  };
+  return '#' + rgb.map((c) => enc(c).toString(16).padStart(2, '0')).join('');
+}
+
 function syncLightControls() {
   const d = state.light.directional;
   $('dir-on').checked = d.on;
+  $('dir-colour').value = linearToHex(d.colour);
   $('dir-intensity').value = d.intensity;
   $('dir-ambient').value = d.ambient;
   $('base-strength').value = state.light.strength;

@@ -353,11 +353,24 @@ export class FaceViewer {
   frontView() {
     if (!this.frame) return;
     const { centre, radius } = this.frame;
-    const dist = (radius / FIT_FRACTION) / Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)) * 1.05;
+    const dist = (radius / FIT_FRACTION) / Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)) * 0.9;
     this.camera.position.set(centre.x, centre.y, centre.z + dist);
     this.camera.near = dist / 50; this.camera.far = dist * 10;
     this.camera.updateProjectionMatrix();
     this.controls.target.copy(centre);
+    this.controls.update();
+    this.requestRender();
+  }
+
+  /** Turn the 3D view's camera about the face: azimuth (degrees, + to the face's left = image
+   * right) and elevation (degrees, + from above), at the front view's distance. */
+  orbit(azimuth, elevation) {
+    this.frontView();
+    const { centre } = this.frame;
+    const offset = this.camera.position.clone().sub(centre);
+    const r = offset.length();
+    const a = THREE.MathUtils.degToRad(azimuth), e = THREE.MathUtils.degToRad(elevation);
+    this.camera.position.set(centre.x + r * Math.cos(e) * Math.sin(a), centre.y + r * Math.sin(e), centre.z + r * Math.cos(e) * Math.cos(a));
     this.controls.update();
     this.requestRender();
   }
@@ -369,7 +382,7 @@ export class FaceViewer {
     this.lightMarkerOn = !!(d && d.on);
     if (this.lightMarkerOn && this.frame) {
       const dir = new THREE.Vector3(...normalize(d.direction));
-      const at = this.frame.centre.clone().addScaledVector(dir, this.frame.radius * 1.7);
+      const at = this.frame.centre.clone().addScaledVector(dir, this.frame.radius * 1.3);
       this.marker.position.copy(at);
       this.markerLine.geometry.setFromPoints([this.frame.centre.clone().addScaledVector(dir, this.frame.radius * 0.9), at]);
     }
