@@ -32,7 +32,8 @@ def main(out: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(ServeConfig(port=port)), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
     opts = webdriver.ChromeOptions()
@@ -57,6 +58,7 @@ def main(out: Path) -> None:
     finally:
         driver.quit()
         server.should_exit = True
+        thread.join(30)  # the app's shutdown deletes the job folders
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     img = cv2.resize(img, (1200, round(img.shape[0] * 1200 / img.shape[1])), interpolation=cv2.INTER_AREA)
     out.parent.mkdir(parents=True, exist_ok=True)
