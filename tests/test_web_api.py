@@ -14,23 +14,22 @@ import sys
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from hifialbedo.cli import main  # noqa: E402
-from hifialbedo.io.light import read_envmap  # noqa: E402
-from hifialbedo.ops.sh import directional_part, sh_from_equirect  # noqa: E402
-from hifialbedo.web.app import STATIC_DIR, ServeConfig, create_app  # noqa: E402
-from hifialbedo.web.jobs import Limits  # noqa: E402
-from hifialbedo.web.lights import ENVMAP_DIR  # noqa: E402
+from hifialbedo.cli import main
+from hifialbedo.io.light import read_envmap
+from hifialbedo.ops.sh import directional_part, sh_from_equirect
+from hifialbedo.web.app import STATIC_DIR, ServeConfig, create_app
+from hifialbedo.web.jobs import Limits
+from hifialbedo.web.lights import ENVMAP_DIR
 
-from .conftest import REPO, SAMPLES  # noqa: E402
+from .conftest import REPO, SAMPLES
 
 BASE = "http://127.0.0.1"
 H = {"X-Hifialbedo": "1"}
@@ -197,7 +196,9 @@ def test_no_face_gives_the_cli_message(client):
 def test_concurrent_jobs_on_two_workers(tmp_path):
     app = create_app(ServeConfig(workers=2, max_queued=4), root=tmp_path / "serve")
     with TestClient(app, base_url=BASE) as c:
-        ids = [_upload(c, [(name, data)]).json()["job"]["id"] for name, data in (("grace.jpg", GRACE), ("astronaut.png", ASTRONAUT))]
+        ids = [
+            _upload(c, [(name, data)]).json()["job"]["id"] for name, data in (("grace.jpg", GRACE), ("astronaut.png", ASTRONAUT))
+        ]
         jobs = [_wait(c, i) for i in ids]
         assert [j["state"] for j in jobs] == ["done", "done"], jobs
         a, b = (app.state.queue.get(i) for i in ids)
@@ -230,7 +231,9 @@ class Gate:
 @pytest.fixture
 def gated(tmp_path):
     gate = Gate()
-    config = ServeConfig(max_queued=2, keep_seconds=600, limits=Limits(max_upload_bytes=100 * 1024, max_pixels=3_000_000, max_photos=4))
+    config = ServeConfig(
+        max_queued=2, keep_seconds=600, limits=Limits(max_upload_bytes=100 * 1024, max_pixels=3_000_000, max_photos=4)
+    )
     app = create_app(config, runner=gate, models_factory=lambda: None, root=tmp_path / "serve")
     with TestClient(app, base_url=BASE) as c:
         yield c, gate, app
@@ -239,7 +242,7 @@ def gated(tmp_path):
 
 
 def test_queue_positions_full_queue_and_events(gated):
-    c, gate, app = gated
+    c, gate, _app = gated
     a = _upload(c, [("a.jpg", GRACE)]).json()["job"]["id"]
     _wait(c, a, states=("running",))
     b = _upload(c, [("b.jpg", GRACE)]).json()["job"]
@@ -262,7 +265,7 @@ def test_queue_positions_full_queue_and_events(gated):
 
 
 def test_refused_files_say_why(gated):
-    c, gate, app = gated
+    c, gate, _app = gated
     gate.release.set()
     truncated = GRACE[:3000]
     gif = b"GIF89a" + bytes(100)
@@ -271,7 +274,11 @@ def test_refused_files_say_why(gated):
     body = r.json()
     assert body["error"] == "no usable photo in the upload"
     problems = {x["name"]: x["problem"] for x in body["refused"]}
-    assert problems["notes.jpg"] == problems["anim.gif"] == "not a JPEG, PNG, WebP, BMP or TIFF image (judged from its bytes, not its name)"
+    assert (
+        problems["notes.jpg"]
+        == problems["anim.gif"]
+        == "not a JPEG, PNG, WebP, BMP or TIFF image (judged from its bytes, not its name)"
+    )
     assert problems["cut.jpg"] == "truncated or corrupt image data"  # read_photo's message, as the CLI's
     assert problems["empty.png"] == "empty file (0 bytes)"
     tiny = _png(np.zeros((10, 10, 3), np.uint8))
@@ -286,7 +293,7 @@ def test_refused_files_say_why(gated):
 
 
 def test_size_and_pixel_limits(gated):
-    c, gate, app = gated
+    c, gate, _app = gated
     gate.release.set()
     r = _upload(c, [("big.png", ASTRONAUT)])  # 790 KB, the limit is 100 KB
     assert r.status_code == 413
@@ -335,7 +342,7 @@ def test_expiry_and_delete(gated):
 
 
 def test_request_checks(gated):
-    c, gate, app = gated
+    c, _gate, _app = gated
     r = _upload(c, [("a.jpg", GRACE)], headers={})  # a form posted by another site cannot add the header
     assert r.status_code == 403
     assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 400  # DNS rebinding

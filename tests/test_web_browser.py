@@ -53,14 +53,14 @@ if _why is not None:
     pytest.skip(_why, allow_module_level=True)
 
 pytest.importorskip("uvicorn")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from hifialbedo.relight import RelightConfig, light_from_direction, relight  # noqa: E402
-from hifialbedo.web.app import ServeConfig, create_app  # noqa: E402
+from hifialbedo.cli import main
+from hifialbedo.web.app import ServeConfig, create_app
 
 BACKGROUND = np.array([0x16, 0x19, 0x1F])  # the viewer's clear colour (viewer.js)
 
@@ -123,13 +123,17 @@ def page(server, browser, tmp_path_factory):
     """The page after uploading the sample photo (UV 512, with specular) and loading the result."""
     url, app = server
     browser.get(url)
-    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return !!(window.hifi && document.querySelector('#base-lights button'))"))
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return !!(window.hifi && document.querySelector('#base-lights button'))")
+    )
     browser.find_element(By.ID, "file-input").send_keys(str(SAMPLES / "grace_hopper.jpg"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#thumbs li")) == 1  # the thumbnail
     Select(browser.find_element(By.ID, "uv-size")).select_by_value("512")
     browser.find_element(By.ID, "run").click()
     WebDriverWait(browser, 180, poll_frequency=0.25).until(
-        lambda d: d.execute_script("return window.hifi.ready || window.hifi.error || (window.hifi.state.job && window.hifi.state.job.state === 'failed')")
+        lambda d: d.execute_script(
+            "return window.hifi.ready || window.hifi.error || (window.hifi.state.job && window.hifi.state.job.state === 'failed')"
+        )
     )
     assert browser.execute_script("return window.hifi.error") is None
     assert browser.execute_script("return window.hifi.ready")
@@ -173,7 +177,9 @@ def test_page_shows_the_reconstructed_face(page, browser):
 def test_dragging_the_light_changes_the_render(page, browser):
     before = _canvas(browser)
     pad = browser.find_element(By.ID, "light-pad")
-    ActionChains(browser).move_to_element_with_offset(pad, 0, 0).click_and_hold().move_by_offset(20, -10).move_by_offset(12, -8).release().perform()
+    ActionChains(browser).move_to_element_with_offset(pad, 0, 0).click_and_hold().move_by_offset(20, -10).move_by_offset(
+        12, -8
+    ).release().perform()
     time.sleep(0.5)
     light = browser.execute_script("return window.hifi.state.light.directional")
     assert light["on"]
@@ -184,7 +190,6 @@ def test_dragging_the_light_changes_the_render(page, browser):
     change = np.abs(after - before).sum(axis=2)[face] / 3
     assert change.mean() > 3, change.mean()
     # The face's right side (image right, where the light now is) brightened against its left.
-    lum = lambda im: im.sum(axis=2) / 3  # noqa: E731
     cols = np.nonzero(face.any(axis=0))[0]
     mid = (cols.min() + cols.max()) // 2
     right, left = face.copy(), face.copy()
@@ -194,15 +199,20 @@ def test_dragging_the_light_changes_the_render(page, browser):
     assert gain > 3, gain
 
 
+def lum(image: np.ndarray) -> np.ndarray:
+    return image.sum(axis=2) / 3
+
+
 def _page_front(browser, light_js: str) -> np.ndarray:
     browser.execute_script(light_js)
     r = browser.execute_script(f"return window.hifi.renderFront({FRONT_SIZE})")
     return np.frombuffer(base64.b64decode(r["rgba"]), np.uint8).reshape(r["height"], r["width"], 4)
 
 
-def _relit(out_dir: Path, tmp: Path, **kwargs) -> np.ndarray:
+def _relit(out_dir: Path, tmp: Path, *args: str) -> np.ndarray:
+    """relit.png of ``hifialbedo relight OUT_DIR --size FRONT_SIZE ARGS...``."""
     target = tmp / f"relit_{len(list(tmp.iterdir()))}"
-    relight(out_dir, target, config=RelightConfig(size=FRONT_SIZE, **kwargs.pop("config", {})), **kwargs)
+    assert main(["relight", str(out_dir), "-o", str(target), "--size", str(FRONT_SIZE), *args]) == 0
     return cv2.cvtColor(cv2.imread(str(target / "relit.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
 
 
@@ -229,12 +239,12 @@ def test_shader_matches_relight(page, browser, tmp_path, light):
             "window.hifi.setLight({base: 'none', strength: 1, exposure: 0, directional: "
             f"{{on: true, direction: {direction}, colour: {colour}, intensity: 1, ambient: {ambient}}}}})"
         )
-        relit_light = light_from_direction(direction, colour, ambient)
+        args = ["--light-dir", *map(str, direction), "--light-colour", *map(str, colour), "--ambient", str(ambient)]
     else:
         js = "window.hifi.setLight({base: 'estimated', strength: 1, exposure: 0, directional: {on: false}})"
-        relit_light = None  # relight's default: the first photo's estimated light
+        args = []  # relight's default: the first photo's estimated light
     ours = _page_front(browser, js)
-    ref = _relit(out_dir, tmp_path, light=relit_light)
+    ref = _relit(out_dir, tmp_path, *args)
     cv2.imwrite(str(page["shots"] / f"front_{light}.png"), cv2.cvtColor(np.hstack([ours, ref]), cv2.COLOR_RGBA2BGRA))
     stats = _compare(ours, ref)
     print(f"page vs relight, {light} light: {stats}")
@@ -242,5 +252,5 @@ def test_shader_matches_relight(page, browser, tmp_path, light):
     assert stats["mask_mismatch"] < 0.005
     assert stats["mean"] <= MEAN_BOUND and stats["p99"] <= P99_BOUND, stats
     # The highlight is part of what matches: without it relight is further from the page.
-    diffuse = _compare(ours, _relit(out_dir, tmp_path, light=relit_light, config={"specular": 0.0}))
+    diffuse = _compare(ours, _relit(out_dir, tmp_path, *args, "--specular", "0"))
     assert diffuse["mean"] > stats["mean"] + 0.3, (diffuse, stats)

@@ -38,8 +38,16 @@ def main(out: Path) -> None:
         time.sleep(0.05)
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                "--window-size=1440,1180", "--hide-scrollbars", f"--user-data-dir={tempfile.mkdtemp()}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+        "--window-size=1440,1180",
+        "--hide-scrollbars",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:

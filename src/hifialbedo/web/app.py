@@ -175,7 +175,7 @@ def _inline_script_hashes(html: str) -> list[str]:
     """sha256 (base64) of each inline script of the page (its import map), for the CSP."""
     return [
         base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()
-        for m in re.finditer(r"<script[^>]*type=\"importmap\"[^>]*>(.*?)</script>", html, re.S)
+        for m in re.finditer(r"<script[^>]*type=\"importmap\"[^>]*>(.*?)</script>", html, re.DOTALL)
     ]
 
 
@@ -183,7 +183,9 @@ def _error(message: str, status: int, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def create_app(config: ServeConfig = ServeConfig(), *, runner=run_reconstruct, models_factory=default_models, root: Path | None = None) -> Starlette:
+def create_app(
+    config: ServeConfig = ServeConfig(), *, runner=run_reconstruct, models_factory=default_models, root: Path | None = None
+) -> Starlette:
     """The app; its job queue starts and stops with the app's lifespan (``app.state.queue``).
 
     ``runner`` and ``models_factory`` are the queue's (tests give stand-ins); ``root`` is the
@@ -218,7 +220,9 @@ def create_app(config: ServeConfig = ServeConfig(), *, runner=run_reconstruct, m
                 },
                 "uv_sizes": list(UV_SIZES),
                 "default_uv_size": 1024,
-                "envmaps": [{"name": e.name, "label": e.label, **e.light, "preview": f"/api/envmaps/{e.name}.png"} for e in envmaps()],
+                "envmaps": [
+                    {"name": e.name, "label": e.label, **e.light, "preview": f"/api/envmaps/{e.name}.png"} for e in envmaps()
+                ],
                 "queue": queue.stats(),
                 "keep_seconds": queue.keep_seconds,
             }
@@ -271,7 +275,7 @@ def create_app(config: ServeConfig = ServeConfig(), *, runner=run_reconstruct, m
                 staged = job_dir / "inputs" / f"upload_{i}"
                 await run_in_threadpool(_save, upload, staged)
                 try:
-                    kind, suffix, content_type = await run_in_threadpool(check_photo, staged, limits)
+                    _kind, suffix, content_type = await run_in_threadpool(check_photo, staged, limits)
                 except InputError as exc:
                     refused.append({"name": name, "problem": exc.problem})
                     staged.unlink(missing_ok=True)
@@ -510,6 +514,10 @@ def _zip(job: Job) -> bytes:
             for path in sorted(job.out_dir.rglob("*")):
                 if path.is_file() and not path.is_symlink():
                     packed = path.suffix.lower() in (".png", ".glb", ".jpg")
-                    zf.write(path, path.relative_to(job.out_dir).as_posix(), compress_type=zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED)
+                    zf.write(
+                        path,
+                        path.relative_to(job.out_dir).as_posix(),
+                        compress_type=zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED,
+                    )
         buf.seek(0)
         return buf.read()

@@ -144,7 +144,9 @@ class JobOptions:
         """The pipeline's ``ReconstructConfig`` for these options (as the CLI builds it)."""
         from hifialbedo.pipeline import ReconstructConfig
 
-        return ReconstructConfig(uv_size=self.uv_size, **({} if self.reflectance else {"specular": None, "detail_normals": False}))
+        return ReconstructConfig(
+            uv_size=self.uv_size, **({} if self.reflectance else {"specular": None, "detail_normals": False})
+        )
 
 
 @dataclass
@@ -340,7 +342,12 @@ class JobQueue:
 
     def stats(self) -> dict:
         with self._cond:
-            return {"waiting": len(self._waiting), "running": self._running, "max_queued": self.max_queued, "workers": self.workers}
+            return {
+                "waiting": len(self._waiting),
+                "running": self._running,
+                "max_queued": self.max_queued,
+                "workers": self.workers,
+            }
 
     # --- threads ------------------------------------------------------------------------
 
@@ -382,8 +389,8 @@ class JobQueue:
         models = self._models_factory()
         if self._warm_up and hasattr(models, "detector"):
             try:
-                models.detector  # load MediaPipe now, not in the first job
-            except Exception:  # noqa: BLE001 -- a broken install shows in the first job's error
+                _ = models.detector  # load MediaPipe now, not in the first job
+            except Exception:
                 log.exception("loading the landmark detector failed")
         while True:
             with self._cond:
@@ -402,7 +409,7 @@ class JobQueue:
                 error = None
             except (InputError, ValueError) as exc:
                 report, error = None, job.display(str(exc))
-            except Exception as exc:  # noqa: BLE001 -- a job's failure must not kill the worker
+            except Exception as exc:
                 log.exception("job %s failed", job.id)
                 report, error = None, job.display(f"internal error: {type(exc).__name__}: {exc}")
             with self._cond:

@@ -54,7 +54,10 @@ def serve(config: ServeConfig) -> None:
             if self.started:  # bound: say where (the real port when --port 0)
                 port = next((s.getsockname()[1] for srv in self.servers for s in srv.sockets), config.port)
                 keep = config.keep_seconds / 60
-                print(f"hifialbedo serve: open {url_of(config.host, port)} in a browser (Ctrl+C stops; results are kept {keep:.0f} min)", flush=True)
+                print(
+                    f"hifialbedo serve: open {url_of(config.host, port)} in a browser (Ctrl+C stops; results are kept {keep:.0f} min)",
+                    flush=True,
+                )
 
     try:
         Server(uv_config).run()
