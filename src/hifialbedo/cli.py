@@ -206,6 +206,37 @@ def _build_parser() -> argparse.ArgumentParser:
     prp.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     prp.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    bat = sub.add_parser(
+        "batch",
+        help="reconstruct every photo (or every person folder) under a folder: resumable, on a local process pool or a Ray cluster",
+    )
+    bat.add_argument("input", type=Path, metavar="INPUT_DIR", help="folder of photos (any tree), or INPUT_DIR/<person>/<photos> with --layout identities")
+    bat.add_argument("-o", "--output", type=Path, required=True, help="batch folder: one output folder per item, manifest.csv (rerun to resume)")
+    bat.add_argument(
+        "--layout",
+        choices=("photos", "identities"),
+        default="photos",
+        help="photos: one reconstruction per image (default); identities: one fused reconstruction per person folder",
+    )
+    bat.add_argument("--engine", choices=("local", "ray"), default="local", help="local: a process pool (default); ray: Ray Data")
+    bat.add_argument("--workers", type=int, default=None, help="worker processes or Ray actors (default: one per CPU; local 0: in this process)")
+    bat.add_argument("--ray-address", default=None, metavar="ADDR", help="join this Ray cluster (auto, HOST:PORT); default: start a local Ray")
+    bat.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N items (sorted by output folder)")
+    bat.add_argument("--retry-failed", action="store_true", help="redo the items that failed in an earlier run")
+    bat.add_argument(
+        "--emit-training-data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also copy the UV textures and albedos to DIR/textures/ and DIR/albedos/ (hifialbedo train --data uv:DIR/albedos)",
+    )
+    bat.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels (default 1024)")
+    bat.add_argument("--face-index", type=int, default=None, help="which face when a photo has several (0 = largest)")
+    bat.add_argument("--no-identity-check", action="store_true", help="identities: keep every photo even if a face looks like someone else")
+    bat.add_argument("--no-reflectance", action="store_true", help="skip the specular fit and the detail normals (about 3x faster)")
+    bat.add_argument("--model", type=Path, default=None, help="a HiFiAlbedo stage-3 checkpoint: take the albedo from the learned model")
+    bat.add_argument("--quiet", action="store_true", help="no progress bar")
+
     syn = sub.add_parser(
         "synth", help="write a synthetic face dataset with exact ground truth (training data for the learned model)"
     )
@@ -351,6 +382,72 @@ def _reconstruct(args: argparse.Namespace) -> int:
         f"wrote {args.output}/ (albedo.png, texture.png, normal.png, mesh.obj, views/...) from {len(report['inputs'])} photo(s) in {total:.2f} s"
     )
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from hifialbedo.batch import BatchStopped, run_batch, summary_line
+    from hifialbedo.pipeline import ReconstructConfig
+
+    if not 16 <= args.uv_size <= 8192:
+        raise ValueError(f"--uv-size must be between 16 and 8192, got {args.uv_size}")
+    if args.face_index is not None and args.face_index < 0:
+        raise ValueError(f"--face-index must be >= 0, got {args.face_index}")
+    config = ReconstructConfig(
+        uv_size=args.uv_size,
+        face_index=args.face_index,
+        check_identity=not args.no_identity_check,
+        model=str(args.model.resolve()) if args.model else None,
+        **({"specular": None, "detail_normals": False} if args.no_reflectance else {}),
+    )
+    bar = None
+
+    def on_start(todo: int, already: int, engine: str) -> None:
+        nonlocal bar
+        print(f"hifialbedo batch: {todo} item(s) to do, {already} already done; {engine}", file=sys.stderr)
+        if todo and not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=todo, file=sys.stderr, unit="item", dynamic_ncols=True, smoothing=0.1)
+
+    def progress(done: int, total: int, failed: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+            if failed:
+                bar.set_postfix_str(f"{failed} failed", refresh=False)
+
+    try:
+        summary = run_batch(
+            args.input,
+            args.output,
+            layout=args.layout,
+            config=config,
+            engine=args.engine,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            limit=args.limit,
+            retry_failed=args.retry_failed,
+            emit_training_data=args.emit_training_data,
+            progress=progress,
+            on_start=on_start,
+        )
+    except BatchStopped as exc:
+        if bar is not None:
+            bar.close()
+        print(f"hifialbedo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"hifialbedo: interrupted; finished items are kept: run the same command again to resume ({args.output})", file=sys.stderr)
+        return 130
+    if bar is not None:
+        bar.close()
+    for source, error in summary.failures[:10]:
+        print(f"hifialbedo: failed: {error}", file=sys.stderr)
+    if len(summary.failures) > 10:
+        print(f"hifialbedo: ... and {len(summary.failures) - 10} more failed (see the manifest)", file=sys.stderr)
+    print(summary_line(summary))
+    return 1 if summary.failed else 0
 
 
 def _relight(args: argparse.Namespace) -> int:
@@ -501,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
             return _identity(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "batch":
+            return _batch(args)
     except InputError as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2
