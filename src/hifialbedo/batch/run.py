@@ -237,7 +237,7 @@ def _flush(path: Path, rows: dict[str, dict[str, Any]], summary: BatchSummary) -
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        summary.stopped = summary.stopped or f"{path}: the output disk is full ({exc.strerror}); the done markers still record every finished item"
+        summary.stopped = summary.stopped or f"{path}: the output disk is full ({exc.strerror})"
         return False
     return True
 

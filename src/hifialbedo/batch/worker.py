@@ -113,7 +113,8 @@ class ItemProcessor:
                 result.update(status="disk_full", error=_one_line(exc, task))
             else:
                 result.update(error=_one_line(exc, task))
-        result["seconds"] = time.perf_counter() - t0
+        if result["status"] != "done":
+            result["seconds"] = round(time.perf_counter() - t0, 4)
         return result
 
     def _run(self, task: dict[str, Any], out: Path, t0: float) -> dict[str, Any]:
@@ -144,7 +145,7 @@ class ItemProcessor:
             "light": metrics["light"],
         }
         write_marker(out, marker)
-        return metrics
+        return {**metrics, "seconds": marker["seconds"]}  # the manifest's row, rebuilt alike from the marker
 
     def metrics(self, rec: Reconstruction) -> dict[str, Any]:
         """The manifest's numbers of a result: photos used, mean skin ITA, light colour."""
