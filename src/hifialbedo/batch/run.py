@@ -145,6 +145,8 @@ def run_batch(
 
     t0 = time.perf_counter()
     with run_lock(out_dir):
+        for stale in out_dir.glob(f".{MANIFEST_NAME}.*.part"):  # a driver killed mid-write (we hold the lock)
+            stale.unlink(missing_ok=True)
         manifest_path = out_dir / MANIFEST_NAME
         rows: dict[str, dict[str, Any]] = read_manifest(manifest_path)
         for s in skipped:
