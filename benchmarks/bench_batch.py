@@ -68,7 +68,7 @@ def run(photos: Path, out: Path, engine: str, workers: int, extra: list[str]) ->
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "hifialbedo.cli", "batch", str(photos), "-o", str(out), "--engine", engine, "--workers", str(workers), "--quiet", *extra]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from hifialbedo.batch import discover, read_manifest, unique_names
-from hifialbedo.batch.manifest import MARKER_NAME, COLUMNS
+from hifialbedo.batch.manifest import COLUMNS, MARKER_NAME
 from hifialbedo.cli import main
 from hifialbedo.io.images import read_photo
 
@@ -192,7 +192,7 @@ def test_half_written_item_is_redone(local_run, photos_dir, tmp_path, capsys):
 
     write_manifest(out / "manifest.csv", rows)
     before = markers(out)
-    rc, stdout, err = run_cli(capsys, photos_dir, "-o", out, "--workers", "0", *FAST)
+    rc, stdout, _err = run_cli(capsys, photos_dir, "-o", out, "--workers", "0", *FAST)
     assert rc == 1 and "4 done (2 in this run, 2 already)" in stdout
     after = markers(out)
     assert after["a.jpg"] == before["a.jpg"] and after["sub/g"] == before["sub/g"]  # trusted from their markers
@@ -205,7 +205,7 @@ def test_half_written_item_is_redone(local_run, photos_dir, tmp_path, capsys):
 
 
 def test_folder_checks(photos_dir, tmp_path, capsys):
-    rc, stdout, err = run_cli(capsys, photos_dir, "-o", photos_dir / "out", *FAST)
+    rc, _stdout, err = run_cli(capsys, photos_dir, "-o", photos_dir / "out", *FAST)
     assert rc == 2 and err == f"hifialbedo: error: {photos_dir / 'out'}: the output folder must lie outside the input folder {photos_dir}\n"
     rc, _, err = run_cli(capsys, photos_dir, "-o", photos_dir, *FAST)
     assert rc == 2 and err.startswith(f"hifialbedo: error: {photos_dir}: the output folder must lie outside") and err.count("\n") == 1
@@ -229,7 +229,7 @@ def test_folder_checks(photos_dir, tmp_path, capsys):
 
 
 def test_disk_full_stops_cleanly_and_resumes(photos_dir, local_run, tmp_path, capsys, monkeypatch):
-    import hifialbedo.batch.worker as worker
+    from hifialbedo.batch import worker
 
     real = worker.write_outputs
     calls = []
@@ -259,7 +259,7 @@ def test_disk_full_stops_cleanly_and_resumes(photos_dir, local_run, tmp_path, ca
 
 
 def test_manifest_write_on_a_full_disk(photos_dir, tmp_path, capsys, monkeypatch):
-    import hifialbedo.batch.manifest as manifest
+    from hifialbedo.batch import manifest
 
     real = manifest.atomic_write_bytes
 
@@ -269,13 +269,13 @@ def test_manifest_write_on_a_full_disk(photos_dir, tmp_path, capsys, monkeypatch
         return real(path, data)
 
     monkeypatch.setattr(manifest, "atomic_write_bytes", full)
-    rc, stdout, err = run_cli(capsys, photos_dir, "-o", tmp_path / "out", "--workers", "0", "--limit", "1", *FAST)
+    rc, _stdout, err = run_cli(capsys, photos_dir, "-o", tmp_path / "out", "--workers", "0", "--limit", "1", *FAST)
     assert rc == 2 and "the output disk is full" in err and "nothing was started" in err and err.count("\n") == 1
     assert not any(p.name.startswith(".manifest.csv.") for p in (tmp_path / "out").iterdir())
 
 
 def test_an_unexpected_error_is_recorded_and_the_run_goes_on(photos_dir, tmp_path, capsys, monkeypatch):
-    import hifialbedo.batch.worker as worker
+    from hifialbedo.batch import worker
 
     real = worker.reconstruct_photos
 
@@ -285,7 +285,7 @@ def test_an_unexpected_error_is_recorded_and_the_run_goes_on(photos_dir, tmp_pat
         return real(paths, **kw)
 
     monkeypatch.setattr(worker, "reconstruct_photos", flaky)
-    rc, stdout, err = run_cli(capsys, photos_dir, "-o", tmp_path / "out", "--workers", "0", "--limit", "2", *FAST)
+    rc, stdout, _err = run_cli(capsys, photos_dir, "-o", tmp_path / "out", "--workers", "0", "--limit", "2", *FAST)
     assert rc == 1 and "1 done" in stdout and "1 failed" in stdout
     row = manifest_rows(tmp_path / "out")["a.png"]
     assert row["status"] == "failed" and row["error"] == "a.png: RuntimeError: something broke second line"
@@ -312,7 +312,7 @@ def persons_dir(tmp_path_factory, pixels) -> Path:
 
 def test_identities_layout_and_training_data(persons_dir, tmp_path, capsys):
     out, emit = tmp_path / "out", tmp_path / "train_uv"
-    rc, stdout, err = run_cli(capsys, persons_dir, "-o", out, "--layout", "identities", "--workers", "0", "--emit-training-data", emit, *FAST)
+    rc, stdout, _err = run_cli(capsys, persons_dir, "-o", out, "--layout", "identities", "--workers", "0", "--emit-training-data", emit, *FAST)
     assert rc == 1
     rows = manifest_rows(out)
     status = {k: (r["status"], r["photos"]) for k, r in rows.items()}

@@ -35,7 +35,7 @@ def _init_worker(config: ReconstructConfig) -> None:
     try:
         limit_threads()
         _PROCESSOR = ItemProcessor(config)
-    except Exception as exc:  # reported with the first task: the driver stops the run
+    except Exception as exc:  # noqa: BLE001  reported with the first task: the driver stops the run
         _INIT_ERROR = f"{type(exc).__name__}: {exc}"
 
 
@@ -103,7 +103,7 @@ class LocalEngine:
                     except BrokenProcessPool:
                         lost.append(task)
                         continue
-                    except Exception as exc:  # e.g. a result that cannot be pickled: record it, go on
+                    except Exception as exc:  # noqa: BLE001  e.g. a result that cannot be pickled: record it, go on
                         result = {"key": task["key"], "status": "failed", "error": f"{task['source']}: {type(exc).__name__}: {exc}", "seconds": 0.0}
                     yield result
                 if lost:

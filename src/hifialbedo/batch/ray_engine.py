@@ -31,7 +31,7 @@ MAX_BLOCKS = 20_000
 
 def ray_available() -> bool:
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError:
         return False
@@ -81,7 +81,7 @@ class RayEngine:
             # The driver's C++ core worker prints notices to the terminal (an error-looking line
             # about actor constructor arguments for every Ray Data actor pool): keep fatal ones only.
             os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-            kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:

@@ -8,7 +8,7 @@ skipped, everything else is (re)done; failed items stay failed unless ``retry_fa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def run_batch(
     out_dir: str | Path,
     *,
     layout: Layout = "photos",
-    config: ReconstructConfig = ReconstructConfig(),
+    config: ReconstructConfig | None = None,
     engine: str = "local",
     workers: int | None = None,
     ray_address: str | None = None,
@@ -128,6 +128,7 @@ def run_batch(
     options; :class:`BatchStopped` when the disk fills up (or the workers cannot start), after
     recording what was done. Bad items do not raise: they are failed rows.
     """
+    config = ReconstructConfig() if config is None else config
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     emit_dir = Path(emit_training_data) if emit_training_data is not None else None
     if layout not in LAYOUTS:

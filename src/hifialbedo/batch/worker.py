@@ -91,11 +91,10 @@ class ItemProcessor:
     def __init__(self, config: ReconstructConfig, *, quiet: bool = True) -> None:
         self.config = config
         self.models = Models()
-        with quiet_native_stderr() if quiet else contextlib.nullcontext():
-            # Load and run once now (TFLite prints its start-up lines on the first run), so the
-            # terminal stays clean and the first item's time is its own.
-            with contextlib.suppress(Exception):
-                self.models.detector.detect(np.zeros((64, 64, 3), np.uint8))
+        # Load and run once now (TFLite prints its start-up lines on the first run), so the
+        # terminal stays clean and the first item's time is its own.
+        with quiet_native_stderr() if quiet else contextlib.nullcontext(), contextlib.suppress(Exception):
+            self.models.detector.detect(np.zeros((64, 64, 3), np.uint8))
         self._ita_masks: dict[int, np.ndarray] = {}
 
     def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +107,7 @@ class ItemProcessor:
                 warnings.simplefilter("ignore", UserWarning)  # the pipeline puts its warnings in report.json
                 metrics = self._run(task, out, t0)
             result.update(status="done", **metrics)
-        except Exception as exc:  # one bad item must not stop the batch: every failure is recorded
+        except Exception as exc:  # noqa: BLE001  one bad item must not stop the batch: every failure is recorded
             if is_disk_full(exc) or (isinstance(exc, OSError) and exc.errno is None and _low_space(out)):
                 result.update(status="disk_full", error=_one_line(exc, task))
             else:
