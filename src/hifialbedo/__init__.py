@@ -3,7 +3,7 @@
 Layers, low to high. A module imports from its own package and from lower layers only;
 packages sharing a layer (``|``) do not import each other::
 
-    typed_config -> ops -> mesh -> render -> inverse | models -> io -> synth -> training | eval -> pipeline -> web -> cli
+    typed_config -> ops -> mesh -> render -> inverse | models -> io -> synth -> training | eval -> pipeline -> web | batch -> cli
 
 - ``typed_config``: config dataclasses from and to plain values, for every layer's settings
 - ``ops``: pure maths on arrays and tensors (colour, ITA and skin types, SH, BRDFs)
@@ -22,6 +22,7 @@ packages sharing a layer (``|``) do not import each other::
 - ``pipeline``: what wires the stages into the commands (``reconstruct``, ``identity``,
   ``relight``) and the pipeline as scored methods
 - ``web``: the ``serve`` page (app, job queue, lights, static files), running jobs through the pipeline
+- ``batch``: the ``batch`` command's engines (a local process pool, Ray Data), manifest and resume
 - ``cli``: argument parsing, one module per command
 
 :data:`LAYERS` is the same order as data; ``tests/test_layering.py`` checks every import
@@ -40,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("synth",),
     ("training", "eval"),
     ("pipeline",),
-    ("web",),
+    ("web", "batch"),
     ("cli",),
 )
 """The layers of the package, low to high: tuples of the top-level packages (or modules)

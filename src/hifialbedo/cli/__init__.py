@@ -1,7 +1,7 @@
 """Command line: a thin layer that parses arguments and calls the pipeline.
 
 One module per command (``reconstruct``, ``relight``, ``benchmark``, ``identity``, ``train``,
-``prepare``, ``synth``, ``serve``), each with ``add_parser(subparsers)`` and ``run(args) -> exit code``;
+``prepare``, ``synth``, ``serve``, ``batch``), each with ``add_parser(subparsers)`` and ``run(args) -> exit code``;
 ``args`` holds the arguments and checks several commands share, ``progress`` the one
 progress display. Errors are one line on stderr, ``hifialbedo: error: ...``, exit code 2.
 """
@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from hifialbedo import __version__
-from hifialbedo.cli import benchmark, identity, prepare, reconstruct, relight, serve, synth, train
+from hifialbedo.cli import batch, benchmark, identity, prepare, reconstruct, relight, serve, synth, train
 from hifialbedo.io.errors import InputError
 
 COMMANDS = {
@@ -26,6 +26,7 @@ COMMANDS = {
     "prepare": prepare,
     "synth": synth,
     "serve": serve,
+    "batch": batch,
 }
 """Command name -> its module, in the order ``--help`` lists them."""
 

@@ -54,3 +54,35 @@ def check_at_least(option: str, value: int | None, low: int) -> None:
 def check_uv_size(value: int) -> None:
     """The UV side of ``reconstruct`` and ``benchmark`` (``render.uv_layout``'s range)."""
     check_between("--uv-size", value, 16, 8192)
+
+
+def add_reconstruct_options(parser: argparse.ArgumentParser, *, identity_help: str) -> None:
+    """The reconstruction options ``reconstruct`` and ``batch`` share (read back by :func:`reconstruct_config`)."""
+    parser.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels (default 1024)")
+    add_face_index(parser)
+    parser.add_argument("--no-identity-check", action="store_true", help=identity_help)
+    parser.add_argument(
+        "--no-reflectance",
+        action="store_true",
+        help="skip the specular fit and the detail normals (about 3x faster at --uv-size 1024; no specular.png/roughness.png, normal.png = mesh normals)",
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a HiFiAlbedo stage-3 checkpoint: take the albedo from the learned model"
+    )
+
+
+def reconstruct_config(args: argparse.Namespace, *, resolve_model: bool = False):
+    """The checked ``pipeline.ReconstructConfig`` of :func:`add_reconstruct_options`' arguments
+    (``resolve_model``: the model path made absolute, for worker processes elsewhere)."""
+    from hifialbedo.pipeline import ReconstructConfig
+
+    check_uv_size(args.uv_size)
+    check_at_least("--face-index", args.face_index, 0)
+    model = None if args.model is None else str(args.model.resolve() if resolve_model else args.model)
+    return ReconstructConfig(
+        uv_size=args.uv_size,
+        face_index=args.face_index,
+        check_identity=not args.no_identity_check,
+        model=model,
+        **({"specular": None, "detail_normals": False} if args.no_reflectance else {}),
+    )
