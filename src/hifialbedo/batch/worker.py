@@ -187,7 +187,7 @@ def remove_stale_temporaries(out: Path) -> None:
     parent = out.parent
     if not parent.is_dir():
         return
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-[a-z0-9_]{{8}}$")
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-([0-9]+-)?[a-z0-9_]{{8}}$")
     for entry in os.scandir(parent):
         if pattern.match(entry.name) and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -3,15 +3,20 @@
 One module per command (``reconstruct``, ``relight``, ``benchmark``, ``identity``, ``train``,
 ``prepare``, ``synth``, ``serve``, ``batch``), each with ``add_parser(subparsers)`` and ``run(args) -> exit code``;
 ``args`` holds the arguments and checks several commands share, ``progress`` the one
-progress display. Errors are one line on stderr, ``hifialbedo: error: ...``, exit code 2.
+progress display. Errors are one line on stderr, ``hifialbedo: error: ...``, exit code 2;
+Ctrl-C (130) and SIGTERM (143) remove what was being written and say so in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 
 from hifialbedo import __version__
 from hifialbedo.cli import batch, benchmark, identity, prepare, reconstruct, relight, serve, synth, train
@@ -42,13 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it is handled as Ctrl-C is: temporary
+    folders removed, one line, a non-zero exit (143)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the block (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
-    warnings.simplefilter("ignore", UserWarning)  # warnings are collected into the report and printed once
     try:
-        return COMMANDS[args.command].run(args)
+        with _sigterm_as_interrupt(), warnings.catch_warnings():
+            # Warnings are collected into the report and printed once; library warnings
+            # (numpy's RuntimeWarnings, ...) never reach the terminal as extra lines.
+            warnings.simplefilter("ignore")
+            return COMMANDS[args.command].run(args)
     except (InputError, ValueError) as exc:
         print(f"hifialbedo: error: {exc}", file=sys.stderr)
         return 2
@@ -56,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         where = exc.filename or getattr(args, "output", "")
         print(f"hifialbedo: error: {where}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
         return 2
+    except Terminated:
+        print("hifialbedo: terminated; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("hifialbedo: interrupted; nothing was written", file=sys.stderr)
         return 130
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "Terminated", "build_parser", "main"]

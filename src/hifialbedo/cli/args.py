@@ -51,14 +51,27 @@ def check_at_least(option: str, value: int | None, low: int) -> None:
         raise ValueError(f"{option} must be >= {low}, got {value}")
 
 
+UV_SIZE_RANGE = (32, 4096)
+"""``--uv-size`` of ``reconstruct``, ``batch`` and ``benchmark``: what the pipeline is tested at
+(tests/test_output_safety.py runs both ends). Below 32 too few skin texels remain to fit the
+light; 4096 takes about 2 minutes and 6.5 GB with ``--no-reflectance`` on 2 cores, 8192 would
+take about four times both."""
+
+
 def check_uv_size(value: int) -> None:
-    """The UV side of ``reconstruct`` and ``benchmark`` (``render.uv_layout``'s range)."""
-    check_between("--uv-size", value, 16, 8192)
+    """The UV side of ``reconstruct``, ``batch`` and ``benchmark``: within :data:`UV_SIZE_RANGE`.
+
+    >>> check_uv_size(16)
+    Traceback (most recent call last):
+    ...
+    ValueError: --uv-size must be between 32 and 4096, got 16
+    """
+    check_between("--uv-size", value, *UV_SIZE_RANGE)
 
 
 def add_reconstruct_options(parser: argparse.ArgumentParser, *, identity_help: str) -> None:
     """The reconstruction options ``reconstruct`` and ``batch`` share (read back by :func:`reconstruct_config`)."""
-    parser.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels (default 1024)")
+    parser.add_argument("--uv-size", type=int, default=1024, help="side of the UV maps in texels, 32 to 4096 (default 1024)")
     add_face_index(parser)
     parser.add_argument("--no-identity-check", action="store_true", help=identity_help)
     parser.add_argument(
@@ -74,10 +87,10 @@ def add_reconstruct_options(parser: argparse.ArgumentParser, *, identity_help: s
 def reconstruct_config(args: argparse.Namespace, *, resolve_model: bool = False):
     """The checked ``pipeline.ReconstructConfig`` of :func:`add_reconstruct_options`' arguments
     (``resolve_model``: the model path made absolute, for worker processes elsewhere)."""
+    check_uv_size(args.uv_size)  # before the pipeline's imports
+    check_at_least("--face-index", args.face_index, 0)
     from hifialbedo.pipeline import ReconstructConfig
 
-    check_uv_size(args.uv_size)
-    check_at_least("--face-index", args.face_index, 0)
     model = None if args.model is None else str(args.model.resolve() if resolve_model else args.model)
     return ReconstructConfig(
         uv_size=args.uv_size,

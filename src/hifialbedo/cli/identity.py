@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     for w in report.warnings:
         print(f"hifialbedo: warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(report.to_dict(), allow_nan=False))
         return 0
     n = len(report.photos)
     print(f"{n} descriptor(s), backend {report.backend}; same person when the distance is below {report.threshold}")

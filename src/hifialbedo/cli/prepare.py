@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_between("--size", args.size, 32, 4096)
     if not args.source.is_dir():
         raise ValueError(f"{args.source}: folder does not exist")
-    check_output_dir(args.output, overwrite=args.overwrite)  # before loading MediaPipe
+    check_output_dir(args.output, overwrite=args.overwrite, inputs=[args.source])  # before loading MediaPipe
     with Progress(args.quiet, unit="photo") as progress:
         index = prepare_photos(
             args.source, args.output, size=args.size, layout=args.layout, overwrite=args.overwrite, progress=progress.count

@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         light = light_from_direction(args.light_dir, colour, 0.2 if args.ambient is None else args.ambient)
     else:
         light = load_light(sh_file=args.sh, envmap=args.envmap)
-    summary = relight(args.reconstruction, args.output, light=light, config=config, overwrite=args.overwrite)
+    summary = relight(
+        args.reconstruction, args.output, light=light, config=config, overwrite=args.overwrite, inputs=[args.sh, args.envmap]
+    )
     print(f"wrote {args.output}/ ({', '.join(summary['files'])}) under {summary['light']}")
     return 0

@@ -23,9 +23,10 @@ take the file names from here. Encodings:
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,13 +214,29 @@ def camera_pose(geometry: FaceGeometry) -> dict:
     }
 
 
-def lighting_json(rec: Reconstruction) -> dict:
-    """What lighting.json holds."""
+def stored_path(path: str | Path, out_dir: str | Path | None = None) -> str:
+    """How report.json and lighting.json name an input file: relative to ``out_dir`` when it
+    lies inside it, else absolute (symlinks resolved), so the folder can be read from any
+    working directory (``relight --over-photo``).
+
+    >>> stored_path("/data/a.jpg", "/data/out"), stored_path("/data/out/x/a.jpg", "/data/out")
+    ('/data/a.jpg', 'x/a.jpg')
+    """
+    real = Path(os.path.realpath(Path(path).expanduser()))
+    if out_dir is not None:
+        base = Path(os.path.realpath(Path(out_dir).expanduser()))
+        if base in real.parents:
+            return str(real.relative_to(base))
+    return str(real)
+
+
+def lighting_json(rec: Reconstruction, out_dir: str | Path | None = None) -> dict:
+    """What lighting.json holds (photo paths as :func:`stored_path`)."""
     return {
         "conventions": LIGHTING_CONVENTIONS,
         "photos": [
             {
-                "photo": str(r.photo.path),
+                "photo": stored_path(r.photo.path, out_dir),
                 "view": r.name,
                 "sh": r.estimate.sh.tolist(),
                 "mean_skin_albedo_linear_rgb": r.estimate.mean_albedo.tolist(),
@@ -233,14 +250,15 @@ def lighting_json(rec: Reconstruction) -> dict:
     }
 
 
-def report_json(rec: Reconstruction, extra_report: dict | None = None) -> dict:
-    """What report.json holds, but its ``timings_s`` (added when everything is written)."""
+def report_json(rec: Reconstruction, extra_report: dict | None = None, out_dir: str | Path | None = None) -> dict:
+    """What report.json holds, but its ``timings_s`` (added when everything is written); paths
+    of photos as :func:`stored_path`."""
     return {
         "hifialbedo": __version__,
         "python": platform.python_version(),
         "inputs": [
             {
-                "photo": str(r.photo.path),
+                "photo": stored_path(r.photo.path, out_dir),
                 "view": r.name,
                 "size": [r.photo.original_size[1], r.photo.original_size[0]],
                 "working_size": [r.photo.pixels.shape[1], r.photo.pixels.shape[0]],
@@ -253,7 +271,7 @@ def report_json(rec: Reconstruction, extra_report: dict | None = None) -> dict:
             }
             for r in rec.results
         ],
-        "excluded": rec.excluded,
+        "excluded": [{**e, "photo": stored_path(e["photo"], out_dir)} if "photo" in e else e for e in rec.excluded],
         "uv_size": rec.layout.size,
         "warnings": rec.warnings,
         **({"specular": rec.specular_fit} if rec.specular_fit else {}),
@@ -271,15 +289,19 @@ def write_outputs(
     overwrite: bool = False,
     extra_report: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    inputs: Sequence[str | Path | None] = (),
 ) -> dict:
-    """Write the output contract into ``out_dir`` atomically; return the report."""
+    """Write the output contract into ``out_dir`` atomically; return the report.
+
+    ``inputs``: the files the result was made from; ``out_dir`` may not be, contain or lie
+    inside one (``io.output.check_output_dir``)."""
     note = progress or (lambda stage: None)
     note("writing")
     layout = rec.layout
     face = layout.mask.astype(np.float32)
     topo = load_face_topology()
     timer = rec.timer
-    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         with timer.timing("write"):
             albedo_rgba = rgba(rec.albedo, face)
             write_png(tmp / ALBEDO, albedo_rgba)
@@ -309,8 +331,8 @@ def write_outputs(
                 for key, img in views.items():
                     write_png(vdir / f"{key}.png", img)
         with timer.timing("write"):
-            write_json(tmp / LIGHTING, lighting_json(rec))
-            report = report_json(rec, extra_report)
+            write_json(tmp / LIGHTING, lighting_json(rec, out_dir))
+            report = report_json(rec, extra_report, out_dir)
         report["timings_s"] = {k: round(v, 4) for k, v in timer.stages.items()}
         write_json(tmp / REPORT, report)
     return report
@@ -340,6 +362,7 @@ __all__ = [
     "normal_rgba",
     "report_json",
     "rgba",
+    "stored_path",
     "view_images",
     "write_outputs",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hifialbedo.io.errors import InputError
+from hifialbedo.mesh.landmarks import quiet_native_stderr
 
 MAX_SIDE = 4096  # photos larger than this (either side) are downscaled, with a warning
 
@@ -37,8 +38,13 @@ def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
-        notes.append(f"{'16-bit' if top > 255 else mode} grayscale converted to 8-bit RGB")
+        if mode == "F" and np.nanmax(a, initial=0.0) <= 1.0:  # float data in 0..1
+            top = 1.0
+            notes.append("32-bit float grayscale (0..1) converted to 8-bit RGB")
+        else:
+            top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+            notes.append(f"{'16-bit' if top > 255 else mode} grayscale converted to 8-bit RGB")
+        a = np.nan_to_num(a, nan=0.0)
         g = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
@@ -65,6 +71,60 @@ def read_photo(path: str | Path, *, max_side: int = MAX_SIDE) -> Photo:
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb = _decode(path, notes)
+    for w in caught:  # Pillow's own (e.g. corrupt EXIF), said once, naming the file
+        text = str(w.message).splitlines()[0] if str(w.message) else type(w.message).__name__
+        warnings.warn(f"{path}: {text}", UserWarning, stacklevel=2)
+    h, w = rgb.shape[:2]
+    if h < 16 or w < 16:
+        raise InputError(path, f"image too small ({w}x{h} px)")
+    original = (h, w)
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        msg = f"{path}: {w}x{h} px is large; working on a {size[0]}x{size[1]} copy (views are upsampled back)"
+        notes.append(msg)
+        warnings.warn(msg, stacklevel=2)
+    return Photo(path, np.ascontiguousarray(rgb), original, tuple(notes))
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _read_tiff_cv2(path: Path, notes: list[str]) -> np.ndarray | None:
+    """A TIFF Pillow cannot open (float or multi-sample RGB): read by OpenCV, ``None`` if it cannot."""
+    with quiet_native_stderr():
+        try:
+            a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            a = None
+    if a is None or a.ndim not in (2, 3) or a.size == 0:
+        return None
+    if a.ndim == 3:
+        if a.shape[2] not in (3, 4):
+            return None
+        a = a[..., 2::-1] if a.shape[2] == 3 else a[..., [2, 1, 0]]
+    else:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.dtype == np.uint8:
+        top, what = 255.0, "8-bit"
+    elif a.dtype == np.uint16:
+        top, what = 65535.0, "16-bit"
+    else:
+        f = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        peak = float(f.max(initial=0.0))
+        top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+        what, a = f"{a.dtype} (0..{top:g})", f
+    notes.append(f"{what} TIFF converted to 8-bit RGB")
+    return np.clip(np.round(np.asarray(a, dtype=np.float64) / top * 255.0), 0, 255).astype(np.uint8)
+
+
+def _decode(path: Path, notes: list[str]) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()  # decode now: a truncated file fails here, not later
@@ -81,7 +141,9 @@ def read_photo(path: str | Path, *, max_side: int = MAX_SIDE) -> Photo:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(path, "not an image (unrecognised format)") from None
+        rgb = _read_tiff_cv2(path, notes) if _is_tiff(path) else None
+        if rgb is None:
+            raise InputError(path, "not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc).split("\n")[0]
         if "truncated" in msg.lower() or "broken" in msg.lower() or "premature" in msg.lower():
@@ -89,18 +151,7 @@ def read_photo(path: str | Path, *, max_side: int = MAX_SIDE) -> Photo:
         raise InputError(path, f"cannot decode image ({msg})") from None
     except Image.DecompressionBombError:
         raise InputError(path, "image too large to decode safely") from None
-    h, w = rgb.shape[:2]
-    if h < 16 or w < 16:
-        raise InputError(path, f"image too small ({w}x{h} px)")
-    original = (h, w)
-    if max(h, w) > max_side:
-        f = max_side / max(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        msg = f"{path}: {w}x{h} px is large; working on a {size[0]}x{size[1]} copy (views are upsampled back)"
-        notes.append(msg)
-        warnings.warn(msg, stacklevel=2)
-    return Photo(path, np.ascontiguousarray(rgb), original, tuple(notes))
+    return rgb
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -110,7 +161,8 @@ def _png_bit_depth(path: Path) -> int:
 
 
 def _read_png16(path: Path, notes: list[str]) -> np.ndarray:
-    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with quiet_native_stderr():
+        a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if a is None:
         raise InputError(path, "cannot decode 16-bit PNG")
     if a.ndim == 3 and a.shape[2] == 4:
@@ -129,5 +181,10 @@ def write_png(path: Path, image: np.ndarray) -> None:
     if image.ndim == 3:
         code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         image = cv2.cvtColor(image, code)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OSError(f"{path}: could not write PNG")
+    # Encoded in memory, written by Python: a full disk is an OSError with its errno, and
+    # libpng prints nothing of its own.
+    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"{path}: could not encode PNG")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())

@@ -12,10 +12,13 @@ import cv2
 import numpy as np
 
 from hifialbedo.io.errors import InputError
+from hifialbedo.mesh.landmarks import quiet_native_stderr
 from hifialbedo.ops.colour import srgb_to_linear
 
 ENVMAP_SUFFIXES = (".hdr", ".exr", ".png", ".jpg", ".jpeg")
 MAX_ENVMAP_SIDE = 8192
+BLACK_ENVMAP = 1e-6
+"""A map whose brightest radiance is at most this is refused as black (it would render black)."""
 
 
 def parse_sh(value: object, path: str | Path) -> np.ndarray:
@@ -67,7 +70,7 @@ def read_envmap(path: str | Path) -> np.ndarray:
 
     ``.hdr`` (Radiance) and ``.exr`` are linear; ``.png`` / ``.jpg`` are sRGB (8 or 16 bit)
     and are decoded to linear in [0, 1]. The map must be about twice as wide as high
-    (within 10%) and hold finite, non-negative values. EXR is read with the ``OpenEXR``
+    (within 10%) and hold finite, non-negative values, not all black. EXR is read with the ``OpenEXR``
     package (the reference library's bindings; this OpenCV has no EXR codec): channels R, G,
     B (or Y, grey), any pixel type.
     """
@@ -80,10 +83,11 @@ def read_envmap(path: str | Path) -> np.ndarray:
     if suffix == ".exr":
         image = _read_exr_bgr(path)
     else:
-        try:
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        except cv2.error:
-            image = None
+        with quiet_native_stderr():  # OpenCV's "RGBE read error", libpng's own lines
+            try:
+                image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            except cv2.error:
+                image = None
         if image is None:
             raise InputError(path, f"cannot decode the {suffix} environment map (not an image, or corrupt)")
     if image.ndim == 2:
@@ -106,6 +110,8 @@ def read_envmap(path: str | Path) -> np.ndarray:
         raise InputError(path, "environment map contains NaN or infinity")
     if (env < 0).any():
         raise InputError(path, "environment map contains negative radiance")
+    if env.max() <= BLACK_ENVMAP:
+        raise InputError(path, "environment map is black everywhere (no light to relight with)")
     return env
 
 

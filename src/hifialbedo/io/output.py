@@ -5,25 +5,116 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hifialbedo.io.errors import InputError
 
+TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)-[a-z0-9_]{8}$")
+"""``.<name>.tmp-<pid>-<random>`` (being written) and ``.<name>.old-<pid>-<random>`` (the folder
+it replaces, moved aside): the folders :func:`atomic_output_dir` makes beside ``<name>``, named
+with the process that owns them so a later run can tell its own from a dead run's."""
 
-def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
-    """Fail early (before any work) when ``out_dir`` cannot be written as asked."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+
+def resolve_output(out_dir: str | Path) -> Path:
+    """The absolute, symlink-free path an output folder is written at (a symlinked ``-o`` is
+    followed to its target, which is then checked and replaced like any folder; the link stays)."""
+    return Path(os.path.realpath(Path(out_dir).expanduser()))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Remove the temporary folders a killed run (its process no longer alive) left beside
+    ``out_dir`` (:data:`TEMPORARY_NAME`); return them. When such a run was killed between moving
+    the old folder aside and renaming the new one into place, the old one is put back first,
+    so a user's folder is never lost. Folders of live processes are left alone."""
+    real = resolve_output(out_dir)
+    parent = real.parent
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except OSError:
+        return []
+    removed = []
+    stale = []
+    for entry in entries:
+        m = TEMPORARY_NAME.match(entry.name)
+        if m and m["name"] == real.name and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(m["pid"])):
+            stale.append((m["kind"], Path(entry.path)))
+    for kind, path in sorted(stale, key=lambda x: x[0] != "old"):  # the old folders first: they may go back
+        previous = path / "previous"
+        if kind == "old" and previous.is_dir() and not os.path.lexists(real):
+            with contextlib.suppress(OSError):
+                os.replace(previous, real)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def check_not_an_input(out_dir: str | Path, inputs: Sequence[str | Path | None]) -> None:
+    """``InputError`` naming ``out_dir`` when it is, contains or lies inside one of ``inputs``
+    (files or folders; None entries skipped), compared after resolving symlinks: replacing it
+    would delete an input, or what is written would be read back as input.
+
+    >>> check_not_an_input("/data/photos", ["/data/photos/a.jpg"])
+    Traceback (most recent call last):
+    ...
+    hifialbedo.io.errors.InputError: /data/photos: contains the input /data/photos/a.jpg; choose another output folder
+    """
+    real = resolve_output(out_dir)
+    for given in inputs:
+        if given is None or str(given) == "":
+            continue
+        source = Path(os.path.realpath(Path(given).expanduser()))
+        if source == real:
+            raise InputError(out_dir, f"is the input {given}; choose another output folder")
+        if _inside(source, real):
+            raise InputError(out_dir, f"contains the input {given}; choose another output folder")
+        if _inside(real, source):
+            raise InputError(out_dir, f"lies inside the input {given}; choose another output folder")
+
+
+def check_output_dir(out_dir: Path, *, overwrite: bool, inputs: Sequence[str | Path | None] = ()) -> None:
+    """Fail early (before any work) when ``out_dir`` cannot be written as asked.
+
+    Refused (``InputError`` naming ``out_dir`` as given): an output that is, contains or lies
+    inside one of ``inputs`` (files or folders the command reads; None entries are skipped),
+    compared after resolving symlinks; the root folder; with ``overwrite``, a folder holding
+    the current working directory. Stale temporary folders of killed runs beside it are
+    removed first (:func:`remove_stale_temporaries`).
+    """
+    real = resolve_output(out_dir)
+    check_not_an_input(out_dir, inputs)
+    if real == real.parent:
+        raise InputError(out_dir, "is the root folder; choose another output folder")
+    remove_stale_temporaries(real)
+    if real.exists() and not real.is_dir():
         raise InputError(out_dir, "exists and is not a directory")
-    if out_dir.exists() and not overwrite:
+    if real.exists() and not overwrite:
         raise InputError(out_dir, "already exists (pass --overwrite to replace it)")
+    if real.exists() and _inside(Path(os.path.realpath(os.getcwd())), real):
+        raise InputError(out_dir, "holds the current folder and cannot be replaced; run from elsewhere or choose another output folder")
     # Missing parents are created (like mkdir -p): check the nearest existing ancestor.
-    ancestor = out_dir.resolve().parent
+    ancestor = real.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -33,12 +124,17 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
+def atomic_output_dir(out_dir: Path, *, overwrite: bool, inputs: Sequence[str | Path | None] = ()) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir``; on success it becomes ``out_dir``.
 
     On error the temporary folder is removed and ``out_dir`` is untouched. With
     ``overwrite`` an existing ``out_dir`` is moved aside, replaced, then deleted, so a
-    crash at any point leaves either the old or the new folder complete.
+    crash at any point leaves either the old or the new folder complete; the temporary
+    folders carry this process's id (:data:`TEMPORARY_NAME`), so those of a killed run are
+    removed (and an old folder moved aside put back) by the next run on the same folder.
+    A symlinked ``out_dir`` is followed: its target is written, the link stays. ``inputs``:
+    as :func:`check_output_dir`. An ``OSError`` while writing (a full disk) is raised again
+    naming ``out_dir`` as given, not the temporary path.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
@@ -52,24 +148,37 @@ def atomic_output_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
     ...     sorted(p.name for p in Path(d).iterdir()), (Path(d) / "out" / "a.txt").read_text()
     (['out'], 'complete')
     """
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
-    parent = out_dir.resolve().parent
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
+    real = resolve_output(out_dir)
+    parent = real.parent
+    pid = os.getpid()
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.tmp-{pid}-", dir=parent))
     except OSError as exc:
         raise InputError(out_dir, f"cannot create a folder in {parent} ({exc.strerror})") from None
     try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
-            os.replace(out_dir, old / "previous")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o755)
+            if real.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{real.name}.old-{pid}-", dir=parent))
+                try:
+                    os.replace(real, old / "previous")
+                except BaseException:
+                    shutil.rmtree(old, ignore_errors=True)
+                    raise
+                try:
+                    os.replace(tmp, real)
+                except BaseException:
+                    os.replace(old / "previous", real)  # put the old folder back
+                    shutil.rmtree(old, ignore_errors=True)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, real)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ import numpy as np
 from hifialbedo.io.contract import ALBEDO, LIGHTING, MESH, REPORT, ROUGHNESS, SPECULAR
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.light import parse_sh, read_json
+from hifialbedo.mesh.landmarks import quiet_native_stderr
 from hifialbedo.mesh.topology import N_VERTICES
 from hifialbedo.ops.colour import srgb_uint8_to_linear
 
@@ -65,9 +66,13 @@ class ReconstructionFiles:
 def _read_uint_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(path, "no such file (is the folder an output of hifialbedo reconstruct?)")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with quiet_native_stderr():  # libpng's own "libpng error: ..." line
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            image = None
     if image is None:
-        raise InputError(path, "cannot decode the PNG")
+        raise InputError(path, "cannot decode the PNG (truncated or corrupt)")
     return image
 
 

@@ -45,8 +45,9 @@ def face_size(landmarks: np.ndarray) -> float:
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence MediaPipe's C++ log lines (written to fd 2 before absl is initialised)."""
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 in the block (MediaPipe's C++ log
+    lines before absl is initialised, libpng's and OpenCV's own error lines)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -72,7 +73,7 @@ class LandmarkDetector:
     def __init__(self, max_faces: int = 5) -> None:
         import mediapipe as mp
 
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces, min_detection_confidence=0.5
             )
@@ -80,7 +81,7 @@ class LandmarkDetector:
     def detect_all(self, image_rgb8: np.ndarray) -> list[np.ndarray]:
         """All faces in an ``(H, W, 3)`` uint8 sRGB image, largest first, each ``(478, 3)``."""
         h, w = image_rgb8.shape[:2]
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             result = self._mesh.process(np.ascontiguousarray(image_rgb8))
         faces = []
         for lm in result.multi_face_landmarks or []:
@@ -126,3 +127,37 @@ def landmarks_from_array(array: np.ndarray) -> np.ndarray:
     if a.shape[1] == 2:
         a = np.concatenate([a, np.zeros((len(a), 1))], axis=1)
     return a
+
+
+MIN_GIVEN_FACE_SPAN_PX = 16.0
+"""Given landmarks must spread at least this far in both x and y (pixels of the photo)."""
+
+
+def check_landmarks_on_image(landmarks: np.ndarray, image_size: tuple[int, int]) -> None:
+    """ValueError unless ``(478, 3)`` pixel landmarks can be a face in an image of ``(height,
+    width)``: finite, spread over at least :data:`MIN_GIVEN_FACE_SPAN_PX` in x and in y (not all
+    equal, not on a line), and on the image (at least half of the 468 mesh points inside it, a
+    face cut by the border is fine).
+
+    >>> check_landmarks_on_image(np.zeros((478, 3)), (100, 100))
+    Traceback (most recent call last):
+    ...
+    ValueError: landmarks do not spread out: they span 0x0 px (at least 16 px in x and y needed)
+    """
+    a = np.asarray(landmarks, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("landmarks contain NaN or infinite values")
+    p = a[:N_MESH, :2]
+    span = np.ptp(p, axis=0)
+    if (span < MIN_GIVEN_FACE_SPAN_PX).any():
+        raise ValueError(
+            f"landmarks do not spread out: they span {span[0]:.0f}x{span[1]:.0f} px (at least {MIN_GIVEN_FACE_SPAN_PX:.0f} px in x and y needed)"
+        )
+    h, w = image_size
+    inside = (p[:, 0] >= 0) & (p[:, 0] <= w) & (p[:, 1] >= 0) & (p[:, 1] <= h)
+    if inside.mean() < 0.5:
+        x0, y0 = p.min(axis=0)
+        x1, y1 = p.max(axis=0)
+        raise ValueError(
+            f"landmarks lie off the {w}x{h} px image ({inside.mean():.0%} inside; they span x {x0:.0f}..{x1:.0f}, y {y0:.0f}..{y1:.0f})"
+        )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import read_photo
 from hifialbedo.models.identity import SAME_PERSON_DISTANCE, load_identity_model, pairwise_distances
 from hifialbedo.pipeline.model_cache import Models
@@ -65,7 +66,10 @@ def identify_photos(
         photo = read_photo(path)
         lm, _, photo_warnings = photo_landmarks(photo, face_index=face_index, models=models, landmark_file=lm_file)
         warns.extend(photo_warnings)
-        descriptors.append(model.descriptor(photo.pixels, lm))
+        descriptor = np.asarray(model.descriptor(photo.pixels, lm), dtype=np.float64)
+        if not np.isfinite(descriptor).all():  # never a NaN verdict: the landmarks are checked, this is the last guard
+            raise InputError(lm_file or path, "no usable face for the identity descriptor (it came out not finite)")
+        descriptors.append(descriptor)
     d = np.array(descriptors)
     return IdentityReport([str(p) for p in paths], d, pairwise_distances(d), SAME_PERSON_DISTANCE, backend, warns)
 

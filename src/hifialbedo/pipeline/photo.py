@@ -17,7 +17,7 @@ from hifialbedo.io.contract import PhotoResult, Timer
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import Photo
 from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry
-from hifialbedo.mesh.landmarks import NoFaceError, landmarks_from_array
+from hifialbedo.mesh.landmarks import NoFaceError, check_landmarks_on_image, landmarks_from_array
 from hifialbedo.ops.colour import srgb_uint8_to_linear
 from hifialbedo.pipeline.config import ReconstructConfig
 from hifialbedo.pipeline.model_cache import Models
@@ -71,6 +71,7 @@ def photo_landmarks(
     if landmark_file is not None:
         try:
             lm = landmarks_from_array(np.load(landmark_file, allow_pickle=False)) * photo.scale
+            check_landmarks_on_image(lm, photo.pixels.shape[:2])
         except (OSError, ValueError) as exc:
             raise InputError(landmark_file, f"bad landmarks file ({str(exc).splitlines()[0]})") from None
         return lm, str(landmark_file), []

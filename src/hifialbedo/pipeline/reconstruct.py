@@ -86,11 +86,16 @@ def reconstruct(
     models: Models | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Photos in, the output contract in ``out_dir`` (atomically); returns the report."""
+    """Photos in, the output contract in ``out_dir`` (atomically); returns the report.
+
+    ``out_dir`` may not be, contain or lie inside a photo, a landmark file or the model
+    (``InputError``, before any work; ``io.output.check_output_dir``).
+    """
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)  # fail before the work, not after
+    inputs = [*photo_paths, *(landmark_files or ()), config.model]
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)  # fail before the work, not after
     rec = reconstruct_photos(photo_paths, config=config, landmark_files=landmark_files, models=models, progress=progress)
-    return write_outputs(rec, out_dir, overwrite=overwrite, extra_report={"config": asdict(config)}, progress=progress)
+    return write_outputs(rec, out_dir, overwrite=overwrite, extra_report={"config": asdict(config)}, progress=progress, inputs=inputs)
 
 
 __all__ = ["reconstruct", "reconstruct_photos"]

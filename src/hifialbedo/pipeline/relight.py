@@ -11,13 +11,14 @@ the head frame of ``mesh.obj``; over the photo it is that photo's camera, the fr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from hifialbedo.io.contract import LIGHTING, LIGHTING_CONVENTIONS, REPORT
+from hifialbedo.io.contract import LIGHTING, LIGHTING_CONVENTIONS, REPORT, stored_path
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import read_photo, write_png
 from hifialbedo.io.light import read_envmap, read_sh, write_hdr
@@ -158,8 +159,10 @@ def feathered_alpha(mask: np.ndarray, feather_px: float) -> np.ndarray:
 
 
 def _resolve_photo(photo: str, out_dir: Path, report: Path) -> Path:
+    """report.json's photo: absolute, or relative to the folder (``io.contract.stored_path``);
+    older folders stored it as given, relative to where reconstruct ran (tried last)."""
     path = Path(photo)
-    for candidate in (path, out_dir / path, out_dir.parent / path):
+    for candidate in (out_dir / path, path, out_dir.parent / path):
         if candidate.is_file():
             return candidate
     raise InputError(report, f"the first input photo {photo} is not found (for --over-photo)")
@@ -172,6 +175,7 @@ def relight(
     light: RelightLight | None = None,
     config: RelightConfig = RelightConfig(),
     overwrite: bool = False,
+    inputs: Sequence[str | Path | None] = (),
 ) -> dict:
     """Render ``out_dir`` (a reconstruct output) under ``light`` (default: the first photo's
     estimated light) into ``relit_dir``, atomically; returns the summary written as relight.json.
@@ -180,11 +184,14 @@ def relight(
     ``config.turntable``), photo_view.png and over_photo.png (with ``config.over_photo``),
     lighting_<photo>.png / .hdr (each input's estimated light as an equirectangular map),
     light.json (the light used, readable by ``--sh``) and relight.json. Every input is read
-    and checked before anything is written (``InputError`` / ``ValueError``).
+    and checked before anything is written (``InputError`` / ``ValueError``). ``relit_dir``
+    may not be, contain or lie inside ``out_dir``, the photo of ``over_photo`` or one of
+    ``inputs`` (the light's files).
     """
     out_dir, relit_dir = Path(out_dir), Path(relit_dir)
     check_config(config)
-    check_output_dir(relit_dir, overwrite=overwrite)
+    inputs = [out_dir, *inputs]
+    check_output_dir(relit_dir, overwrite=overwrite, inputs=inputs)
     files = read_reconstruction(out_dir)
     if light is None:
         first = files.lights[0]
@@ -195,6 +202,7 @@ def relight(
         report = out_dir / REPORT
         pose = files.pose(0)
         photo = read_photo(_resolve_photo(str(files.inputs[0]["photo"]), out_dir, report), max_side=1 << 30)
+        inputs.append(photo.path)
         if photo.pixels.shape[:2] != (pose.size[1], pose.size[0]):
             raise InputError(
                 photo.path,
@@ -202,7 +210,7 @@ def relight(
             )
 
     written: list[str] = []
-    with atomic_output_dir(relit_dir, overwrite=overwrite) as tmp:
+    with atomic_output_dir(relit_dir, overwrite=overwrite, inputs=inputs) as tmp:
         front = render_relit(turntable_geometry(files.vertices, 0.0, config.size), files.albedo, light.sh, specular)
         write_png(tmp / "relit.png", _rgba(front))
         written.append("relit.png")
@@ -253,7 +261,7 @@ def relight(
             {"source": light.source, "sh": light.sh.tolist(), "specular": spec_info, "conventions": LIGHTING_CONVENTIONS},
         )
         summary = {
-            "reconstruction": str(out_dir),
+            "reconstruction": stored_path(out_dir, relit_dir),
             "light": light.source,
             "config": asdict(config),
             "turntable_yaw_degrees": yaws.tolist(),

@@ -65,7 +65,13 @@ def unwrap(image: np.ndarray, geometry: FaceGeometry, layout: UVLayout, raster: 
     width = 1024
     pad = (-n) % width
     grid = np.concatenate([map_xy, np.full((pad, 2), -10.0, np.float32)]).reshape(-1, width, 2)
-    sampled = cv2.remap(image, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    rows = 16384  # and within its 32767-row limit: at most this many rows of the grid per call
+    sampled = np.concatenate(
+        [
+            cv2.remap(image, tile[..., 0], tile[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, image.shape[2])
+            for tile in (grid[i : i + rows] for i in range(0, len(grid), rows))
+        ]
+    )
     colour = sampled.reshape(-1, 3)[:n].astype(np.float32, copy=False)
     colour = np.where(visible[:, None], colour, 0.0).astype(np.float32)
 

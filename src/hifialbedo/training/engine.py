@@ -128,10 +128,6 @@ def fit(
     ckpt_dir = out_dir / "checkpoints"
     resume = _load_resume(config, ckpt_dir, fabric)
     stage_config = stage.config_dict() if hasattr(stage, "config_dict") else None
-    if fabric.is_global_zero:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"train": config.to_dict(), "stage": stage_config}, indent=2, default=str)
-        atomic_write_bytes((text + "\n").encode(), out_dir / "config.json")
 
     _seed_all(config.seed)
     run = _setup(stage, fabric, config, resume)
@@ -156,7 +152,18 @@ def fit(
     )
     _restore_or_seed_rank_rng(fabric, config, resume)
 
-    log = MetricsLog(out_dir, start_step=start) if fabric.is_global_zero else None
+    log: MetricsLog | None = None
+
+    def open_run_folder() -> MetricsLog | None:
+        """The run folder, its config.json and metrics.csv: made once the first step has run, so
+        a run that fails to start (bad data, a bad setting, out of memory) leaves no folder."""
+        if not fabric.is_global_zero:
+            return None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"train": config.to_dict(), "stage": stage_config}, indent=2, default=str)
+        atomic_write_bytes((text + "\n").encode(), out_dir / "config.json")
+        return MetricsLog(out_dir, start_step=start)
+
     sample_batch = _sample_batch(fabric, dataset, config, collate_fn) if fabric.is_global_zero and config.sample_every else None
     metrics: dict[str, float] = dict(resume.get("metrics") or {}) if resume else {}
     last_ckpt = ckpt_dir / LAST if resume else None
@@ -169,6 +176,8 @@ def fit(
         for step in range(start, config.max_steps):
             micro_batches = [fabric.to_device(next(batches)) for _ in range(config.grad_accum)]
             local = _train_step(fabric, stage, run, micro_batches, step)
+            if step == start:
+                log = open_run_folder()
             done = step + 1
             if done % config.log_every == 0 or done == config.max_steps:
                 now = time.perf_counter()

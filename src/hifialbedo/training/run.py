@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hifialbedo.io.output import check_not_an_input
 from hifialbedo.training.config import TrainConfig, load_config, parse_overrides, read_config_file
 from hifialbedo.training.stage1 import CodebookStage, stage1_config, stage1_dataset
 from hifialbedo.typed_config import merge_settings
@@ -172,6 +173,7 @@ def train(
     sources = parse_data_specs(data)
     if not sources:
         raise ValueError("no training data: give at least one --data kind:folder")
+    check_not_an_input(train_cfg.out_dir, [folder for _, folder in sources])  # samples would become data
     init_path = Path(init) if init is not None else None
     if init_path is not None and not init_path.is_file():
         raise ValueError(f"--init {init_path}: checkpoint not found")

@@ -30,6 +30,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -465,8 +466,9 @@ def _view_names(job: Job) -> list[str]:
 
 
 def _photo_index(job: Job, photo: str) -> int | None:
+    """Which uploaded photo report.json's ``photo`` is (stored absolute: ``io.contract.stored_path``)."""
     for i, path in enumerate(job.photos):
-        if str(path) == photo:
+        if str(path) == photo or os.path.realpath(path) == os.path.realpath(job.out_dir / photo):
             return i
     return None
 
