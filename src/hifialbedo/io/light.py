@@ -151,5 +151,8 @@ def write_exr(path: Path, linear_rgb: np.ndarray) -> None:
 def write_hdr(path: Path, linear_rgb: np.ndarray) -> None:
     """Write ``(H, W, 3)`` linear RGB as a Radiance ``.hdr`` (RGBE: negative values become 0)."""
     bgr = np.ascontiguousarray(np.maximum(linear_rgb, 0.0)[..., ::-1], dtype=np.float32)
-    if not cv2.imwrite(str(path), bgr):
-        raise OSError(f"{path}: could not write HDR")
+    ok, data = cv2.imencode(".hdr", bgr)  # in memory: a full disk is Python's OSError, not OpenCV's own line
+    if not ok:
+        raise ValueError(f"{path}: could not encode HDR")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
