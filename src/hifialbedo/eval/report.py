@@ -1,4 +1,4 @@
-"""Writing a benchmark result: a markdown table, JSON, per-case CSV and PNG charts."""
+"""Writing a benchmark result: markdown tables, JSON, per-case CSV and PNG charts."""
 
 from __future__ import annotations
 
@@ -9,53 +9,109 @@ from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.eval.benchmark import BenchmarkResult
-from hifialbedo.eval.fair import SKIN_TYPES
+from hifialbedo.eval.benchmark import SUBSETS, BenchmarkResult, per_group
+from hifialbedo.ops.colour import SKIN_TYPES
+
+SUBSET_TITLES = {
+    "main": "Main: ordinary scenes, sources not side-lit",
+    "bright_scene": "Apart: scenes that fool a whole-frame meter (bright background or clothes; the face comes out dark)",
+    "side_lit": "Apart: strongly side-lit source photos (their shading is part of the ground truth)",
+    "all": "Everything",
+}
 
 
 def _fmt(v, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def fair_table(summary: dict) -> list[str]:
+    lines = [
+        "| method | Score | Avg ITA | Bias | " + " | ".join(SKIN_TYPES) + " | ITA spread over lightings | cases | people |",
+        "|---|---|---|---|" + "---|" * len(SKIN_TYPES) + "---|---|---|",
+    ]
+    for method, s in summary.items():
+        f = s["fair"]
+        per = " | ".join(_fmt(f["per_type"].get(t), 1) for t in SKIN_TYPES)
+        lines.append(f"| {method} | {_fmt(f['score'])} | {_fmt(f['avg_ita'])} | {_fmt(f['bias'])} | {per} | {_fmt(s['ita_spread_mean'])} | {s['cases']} | {s['people']} |")
+    return lines
+
+
+def harm_check(summary: dict, method: str = "reconstruct", baselines: tuple[str, ...] = ("identity", "photo_shape")) -> list[str]:
+    """Per skin type: is ``method`` below every baseline that was run?"""
+    if method not in summary:
+        return []
+    present = [b for b in baselines if b in summary]
+    if not present:
+        return []
+    mine = summary[method]["fair"]["per_type"]
+    lines = ["", f"Do no harm: {method} against " + " and ".join(present) + " per type (lower is better):", ""]
+    lines += ["| type | " + " | ".join([method, *present]) + " | below all |", "|---|" + "---|" * (len(present) + 2)]
+    for t in SKIN_TYPES:
+        if t not in mine:
+            continue
+        base = [summary[b]["fair"]["per_type"].get(t) for b in present]
+        ok = all(b is None or mine[t] < b for b in base)
+        lines.append(f"| {t} | {_fmt(mine[t], 1)} | " + " | ".join(_fmt(b, 1) for b in base) + f" | {'yes' if ok else '**no**'} |")
+    signed = summary[method].get("signed_error_per_type", {})
+    if signed:
+        lines += ["", f"{method}'s mean signed ITA error per type (+: albedo too light): " + ", ".join(f"{t} {v:+.1f}" for t, v in signed.items()) + "."]
+    return lines
+
+
+def group_table(result: BenchmarkResult, key: str, title: str, methods: tuple[str, ...] = ("reconstruct", "identity", "photo_shape")) -> list[str]:
+    table = per_group(result.scores, key)
+    present = [m for m in methods if m in table]
+    if not present:
+        return []
+    groups = sorted({g for m in present for g in table[m]})
+    lines = ["", f"## {title}", "", "mean |ITA error| (signed mean in brackets; main subset, single photos)", ""]
+    lines += ["| " + key + " | " + " | ".join(present) + " | cases |", "|---|" + "---|" * (len(present) + 1)]
+    for g in groups:
+        cells = [f"{table[m][g]['ita_error']:.1f} ({table[m][g]['signed']:+.1f})" if g in table[m] else "-" for m in present]
+        lines.append(f"| {g} | " + " | ".join(cells) + f" | {table[present[0]].get(g, {}).get('cases', 0)} |")
+    return lines
+
+
 def markdown_table(result: BenchmarkResult) -> str:
-    """The results as markdown: the FAIR table, image metrics, lighting invariance, the k curve."""
+    """The results as markdown: the FAIR tables per subset, the do-no-harm check, per person,
+    per source and per light, image metrics, the k-photo curve."""
+    relit = result.config.relit
+    photos = f"{len(relit.photos)} given photos" if relit.photos else f"the face set's {relit.split} split"
     lines = [
         "# hifialbedo benchmark: relit real faces",
         "",
-        (f"{sum(1 for s in result.scores if s.k == 1) // max(len(result.summary), 1)} cases per method "
-        f"({len(result.config.relit.photos)} photos{' and their mirrors' if result.config.relit.mirror else ''} x "
-        f"{len(result.config.relit.skin_types)} skin types x {result.config.relit.lightings} lightings), seed {result.config.relit.seed}; "
-        f"{result.seconds:.0f} s."),
-        "",
-        "## Skin colour (FAIR protocol, ITA error in degrees; lower is better)",
-        "",
-        "| method | Score | Avg ITA | Bias | " + " | ".join(SKIN_TYPES) + " | ITA spread over lightings |",
-        "|---|---|---|---|" + "---|" * len(SKIN_TYPES) + "---|",
+        (f"{photos}{' and their mirrors' if relit.mirror else ''} x {len(relit.skin_types)} skin types x {relit.lightings} lightings, "
+         f"metering {relit.metering}, seed {relit.seed}; {result.seconds:.0f} s. ITA errors in degrees, lower is better (FAIR protocol)."),
     ]
-    for method, s in result.summary.items():
-        f = s["fair"]
-        per = " | ".join(_fmt(f["per_type"].get(t), 1) for t in SKIN_TYPES)
-        lines.append(f"| {method} | {_fmt(f['score'])} | {_fmt(f['avg_ita'])} | {_fmt(f['bias'])} | {per} | {_fmt(s['ita_spread_mean'])} |")
-    first = next(iter(result.summary.values()))
-    counts = first["fair"]["counts"]
-    lines += ["", "Cases per ground-truth type: " + ", ".join(f"{t} {counts.get(t, 0)}" for t in SKIN_TYPES) + ".", ""]
+    for sub in SUBSETS:
+        summary = result.summaries.get(sub) or {}
+        if not summary:
+            continue
+        lines += ["", f"## {SUBSET_TITLES[sub]}", ""] + fair_table(summary)
+        if sub == "main":
+            lines += harm_check(summary)
+    lines += group_table(result, "person", "Per person")
+    lines += group_table(result, "source", "Per source")
+    lines += group_table(result, "light", "Per light")
     lines += [
-        "## Albedo accuracy (face pixels; sRGB)",
+        "",
+        "## Albedo accuracy (main subset; face pixels; sRGB)",
         "",
         "| method | MAE | PSNR (dB) | SSIM | LPIPS | ID distance (photo vs re-render) |",
         "|---|---|---|---|---|---|",
     ]
     for method, s in result.summary.items():
         lines.append(f"| {method} | {_fmt(s['mae'], 4)} | {_fmt(s['psnr'])} | {_fmt(s['ssim'], 3)} | {_fmt(s['lpips'], 3)} | {_fmt(s['id_distance'], 3)} |")
-    for method, ks in result.curve.items():
-        lines += ["", f"## More photos: {method}, error against the number of photos k", "", "| k | ITA error | MAE | runs |", "|---|---|---|---|"]
-        for k, v in ks.items():
+    for method, c in result.curve.items():
+        lines += ["", f"## More photos: {method}, error against the number of photos k (main subset)", "", "| k | ITA error | MAE | runs |", "|---|---|---|---|"]
+        for k, v in c["k"].items():
             lines.append(f"| {k} | {_fmt(v['ita_error'])} | {_fmt(v['mae'], 4)} | {v['runs']} |")
+        lines += ["", f"k = {max(c['k'])} against k = 1: {_fmt(c['ratio_last_to_first'] and 100 * c['ratio_last_to_first'], 0)} %."]
     return "\n".join(lines) + "\n"
 
 
 def bar_chart_png(result: BenchmarkResult) -> bytes:
-    """Per-skin-type ITA error, one bar group per type, one bar per method."""
+    """Per-skin-type ITA error (main subset), one bar group per type, one bar per method; the k curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,16 +127,17 @@ def bar_chart_png(result: BenchmarkResult) -> bytes:
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, [per.get(t, np.nan) for t in SKIN_TYPES], width, label=m)
     ax.set_xticks(x, [f"type {t}" for t in SKIN_TYPES])
     ax.set_ylabel("mean |ITA error| (degrees)")
-    ax.set_title("ITA error per skin type (FAIR protocol)")
+    ax.set_title("ITA error per skin type (FAIR protocol, main subset)")
     ax.legend(fontsize=7)
     if result.curve:
         ax2 = axes[0, 1]
-        for m, ks in result.curve.items():
-            k = list(ks)
-            ax2.plot(k, [ks[i]["ita_error"] for i in k], "o-", label=f"{m}: ITA error")
+        for m, c in result.curve.items():
+            k = list(c["k"])
+            ax2.plot(k, [c["k"][i]["ita_error"] for i in k], "o-", label=f"{m}: ITA error")
         ax2.set_xlabel("photos fused (k)")
         ax2.set_ylabel("mean |ITA error| (degrees)")
         ax2.set_title("More photos of one face")
+        ax2.set_ylim(bottom=0)
         ax2.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -89,27 +146,23 @@ def bar_chart_png(result: BenchmarkResult) -> bytes:
     return buf.getvalue()
 
 
-def examples_png(result: BenchmarkResult, tile: int = 160) -> np.ndarray | None:
-    """A contact sheet: per example case, the input photo's face, the ground truth and each
-    method's albedo (uint8 sRGB)."""
+def examples_png(result: BenchmarkResult) -> np.ndarray | None:
+    """A contact sheet of the first method's worst main cases: per row the photo's face, the
+    ground truth and each method's albedo, captioned with the person, type, light and error
+    (uint8 sRGB)."""
     import cv2
 
-    from hifialbedo.ops.colour import linear_to_srgb_uint8
-
-    rows = []
-    labels: list[str] = []
-    for case, preds in result.examples:
-        labels = ["photo", "ground truth", *preds]
-        ys, xs = np.nonzero(case.face_mask)
-        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-        tiles = [case.image[box], linear_to_srgb_uint8(case.albedo * case.face_mask[..., None])[box]]
-        tiles += [linear_to_srgb_uint8(np.clip(p, 0, 1) * case.face_mask[..., None])[box] for p in preds.values()]
-        rows.append(np.concatenate([cv2.resize(t, (tile, tile), interpolation=cv2.INTER_AREA) for t in tiles], axis=1))
-    if not rows:
+    if not result.examples:
         return None
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    header = np.full((24, width, 3), 255, np.uint8)
+    labels = list(result.examples[0].tiles)
+    tile = next(iter(result.examples[0].tiles.values())).shape[0]
+    rows = []
+    for ex in result.examples:
+        row = np.concatenate([ex.tiles[k] for k in labels], axis=1)
+        caption = np.full((18, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(caption, ex.caption[:110], (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        rows += [caption, row]
+    header = np.full((24, rows[0].shape[1], 3), 255, np.uint8)
     for i, label in enumerate(labels):
         cv2.putText(header, label[:24], (i * tile + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([header, *rows], axis=0)
@@ -128,7 +181,11 @@ def write_report(result: BenchmarkResult, out_dir: Path, *, overwrite: bool = Fa
                 "config": asdict(result.config),
                 "seconds": result.seconds,
                 "summary": result.summary,
-                "curve": {m: {str(k): v for k, v in ks.items()} for m, ks in result.curve.items()},
+                "summaries": result.summaries,
+                "per_person": per_group(result.scores, "person"),
+                "per_source": per_group(result.scores, "source"),
+                "per_light": per_group(result.scores, "light"),
+                "curve": {m: {"k": {str(k): v for k, v in c["k"].items()}, "ratio_last_to_first": c["ratio_last_to_first"]} for m, c in result.curve.items()},
             },
         )
         with open(tmp / "cases.csv", "w", newline="") as f:

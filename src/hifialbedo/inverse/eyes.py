@@ -29,6 +29,9 @@ class ScleraCue:
     colour: np.ndarray  # (3,) median linear RGB of the eye-white pixels
     pixels: int  # how many pixels it rests on
     spread: float  # robust spread of their log chromaticity (lower = more trustworthy)
+    brightness: float = 0.0  # 90th percentile of the clean eye-white pixels' linear luminance
+    """The lit part of the eye white (lids and lashes shade the rest): a reference of known
+    reflectance for the face's brightness, whatever the exposure."""
 
 
 def sclera_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -66,10 +69,12 @@ def sclera_cue(image_linear: np.ndarray, landmarks: np.ndarray, *, min_pixels: i
     if len(px) < 2 * min_pixels:
         return None
     lum = px @ LUMA_WEIGHTS
-    px = px[(lum >= np.median(lum)) & (px.max(axis=1) < 0.98) & (lum > 1e-3)]  # the bright half, unclipped
+    clean = (px.max(axis=1) < 0.98) & (lum > 1e-3)
+    brightness = float(np.percentile(lum[clean], 90)) if clean.sum() >= min_pixels else 0.0
+    px = px[(lum >= np.median(lum)) & clean]  # the bright half, unclipped
     if len(px) < min_pixels:
         return None
     colour = np.median(px, axis=0)
     lc = log_chromaticity(px)
     spread = float(np.median(np.linalg.norm(lc - np.median(lc, axis=0), axis=1)))
-    return ScleraCue(log_chromaticity(colour), colour, len(px), spread)
+    return ScleraCue(log_chromaticity(colour), colour, len(px), spread, brightness)

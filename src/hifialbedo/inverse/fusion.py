@@ -3,9 +3,10 @@
 HiFiAlbedo's premise: averaged over many lightings, the estimate approaches the true
 albedo. Each photo's albedo carries its own error in overall colour and brightness (the
 priors' guess) plus local errors (a shadow, a highlight, an odd light). Fusion therefore
-(1) brings every photo's albedo to a common colour scale by a robust per-channel gain
-against the per-texel median, the gains centred so that their log-median is 0 (the
-consensus scale is the median photo's, not the first's); (2) takes a per-texel robust
+(1) brings every photo's albedo to a common colour scale: by given gains (the pipeline's:
+each photo's mean skin albedo to the person's consensus, ``inverse.priors.consensus``), or by
+a robust per-channel gain against the per-texel median, the gains centred so that their
+log-median is 0 (the consensus scale is the median photo's, not the first's); (2) takes a per-texel robust
 mean: weights = confidence x a Cauchy weight on the distance from the current estimate
 (an odd photo's outlying texels drop out, iterated) x a per-photo weight from its
 overall disagreement.
@@ -28,10 +29,11 @@ class FusionResult:
     photo_weights: np.ndarray  # (K,) overall weight of each photo
 
 
-def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: float = 0.08) -> FusionResult:
+def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: float = 0.08, gains: np.ndarray | None = None) -> FusionResult:
     """Fuse ``albedos (K, N, 3)`` (linear RGB) with ``confidences (K, N)`` into one ``(N, 3)``.
 
     ``robust_scale``: the albedo difference (linear units) at which a texel's weight halves.
+    ``gains (K, 3)``: each photo's colour gain; None: found from the albedos (median photo's scale).
 
     >>> a = np.full((3, 4, 3), 0.4, np.float32); a[2] *= 2.0  # a third photo twice as bright
     >>> r = fuse_albedos(a, np.ones((3, 4), np.float32))
@@ -41,7 +43,8 @@ def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: 
     k = albedos.shape[0]
     conf = np.clip(confidences, 0.0, None).astype(np.float64)
     if k == 1:
-        return FusionResult(albedos[0], confidences[0], np.ones((1, 3)), np.ones(1))
+        g = np.ones((1, 3)) if gains is None else np.asarray(gains, dtype=np.float64).reshape(1, 3)
+        return FusionResult(np.clip(albedos[0] * g[0].astype(np.float32), 0, 1), confidences[0], g, np.ones(1))
     a = albedos.astype(np.float32)
     conf = conf.astype(np.float32)
     # Gains from a subsample of texels every photo saw well: a per-channel log-ratio median.
@@ -49,10 +52,12 @@ def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: 
     if seen.size < 100:
         seen = np.flatnonzero(conf.sum(axis=0) > 0)
     sub = seen[:: max(1, seen.size // 20000)]
-    log_a = np.log(np.maximum(a[:, sub], 1e-4))
-    consensus_log = np.median(log_a, axis=0)
-    gains = np.exp(np.median(consensus_log[None] - log_a, axis=1))  # (K, 3)
-    gains /= np.exp(np.median(np.log(gains), axis=0))  # the median photo sets the scale
+    if gains is None:
+        log_a = np.log(np.maximum(a[:, sub], 1e-4))
+        consensus_log = np.median(log_a, axis=0)
+        gains = np.exp(np.median(consensus_log[None] - log_a, axis=1))  # (K, 3)
+        gains /= np.exp(np.median(np.log(gains), axis=0))  # the median photo sets the scale
+    gains = np.asarray(gains, dtype=np.float64)
     scaled = a * gains[:, None, :].astype(np.float32)
 
     # Robust per-texel mean: start from the confidence-weighted mean, then two rounds of

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from hifialbedo.inverse.eyes import ScleraCue
-from hifialbedo.inverse.priors import AlbedoPriors, mean_skin_albedo
+from hifialbedo.inverse.cues import PhotoCues
+from hifialbedo.inverse.priors import AlbedoPriors, CueModel, MeanAlbedo, choose_mean_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, luminance
 from hifialbedo.ops.sh import shading_basis
 
@@ -53,14 +52,7 @@ class LightingEstimate:
     mean_albedo: np.ndarray  # (3,) the prior-chosen mean skin albedo a
     fit_residual: float  # robust sigma of the relative luminance residual over the skin
     outlier_fraction: float  # share of skin texels flagged as highlight, shadow or occluder
-
-
-def scene_colour(image: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
-    """Mean linear colour ``(3,)`` of a photo ``(H, W, 3)`` outside the face (``face_mask (H, W)``
-    bool), at 64x64: what the scene prior sees."""
-    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
-    keep = cv2.resize((~face_mask).astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return small[keep].mean(axis=0) if keep.any() else small.reshape(-1, 3).mean(axis=0)
+    prior: MeanAlbedo | None = None  # how the priors chose the mean skin albedo (inverse.priors)
 
 
 def _weighted_ridge(basis: np.ndarray, target: np.ndarray, weights: np.ndarray, ridge: float) -> np.ndarray:
@@ -83,15 +75,15 @@ def estimate_lighting(
     skin: np.ndarray,
     *,
     config: LightingConfig = LightingConfig(),
-    scene_colour: np.ndarray | None = None,
-    sclera: ScleraCue | None = None,
+    cues: PhotoCues | None = None,
+    cue_model: CueModel | None = None,
 ) -> LightingEstimate:
     """Fit SH light and divide it out.
 
     colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
-    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``scene_colour (3,)``: the
-    linear mean colour of the photo outside the face, for the scene prior (or None);
-    ``sclera``: the eye whites' colour (``inverse.eyes``), a witness of the light's colour.
+    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``cues``: the photo's scene
+    and eye whites (``inverse.cues``), references for the mean skin albedo (``inverse.priors``);
+    ``cue_model``: their calibration (None: the priors' own).
     """
     lum = luminance(colour)
     usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (colour.max(axis=1) < 0.98)
@@ -139,7 +131,13 @@ def estimate_lighting(
     shading_ok = np.clip(s_lum / (0.15 * np.median(s_lum[idx])), 0.0, 1.0)
     new_conf = (confidence * outlier_weight * shading_ok).astype(np.float32)
 
-    a = mean_skin_albedo(apparent, relative[idx], s_all[idx], config.priors, scene_colour=scene_colour, sclera=sclera)
+    # What the photo shows of the skin: its mean colour under the fitted light, and at its
+    # brightest shading; the priors choose the albedo that mean stands for.
+    median_relative = np.median(relative[idx], axis=0).astype(np.float64)
+    observed = s_all[idx].mean(axis=0).astype(np.float64) * median_relative
+    peak = float(np.percentile(s_all[idx] @ LUMA_WEIGHTS.astype(np.float32), 95)) * float(median_relative @ LUMA_WEIGHTS)
+    prior = choose_mean_albedo(observed, peak, cues, config.priors, model=cue_model)
+    a = prior.albedo / np.maximum(median_relative, 1e-6)
     light = apparent / a[None, :]
     a32 = a.astype(np.float32)
     shading = s_all / a32
@@ -154,4 +152,5 @@ def estimate_lighting(
         mean_albedo=a,
         fit_residual=sigma,
         outlier_fraction=float(flagged.sum() / max(skin_all.sum(), 1)),
+        prior=prior,
     )

@@ -1,80 +1,97 @@
-"""Priors that settle the albedo/light ambiguity a single photo leaves open.
+"""The mean skin albedo: what geometry leaves open, settled by the photo's own references.
 
 Geometry fixes the *shape* of the shading, not the mean skin albedo a (3 numbers) against
 the light's colour and strength: (a * k, L / k) explain a photo equally well for any
-positive k per channel. The priors choose a:
+positive k per channel. A camera then scales everything by its exposure and colours it by
+its white balance. What *does* survive in a photo is the face against references in the same
+photo and light. Each **cue** reads the mean skin albedo off one of them, as
+u = (log Y, log R/G, log B/G) of a (luminance and log chromaticity, linear RGB):
 
-1. **Skin locus and light colour** (colour): real skin lies near a one-parameter curve
-   (more melanin: darker *and* more saturated), and real lights near the Planckian locus
-   (one parameter, the colour temperature T). In log chromaticity (log R/G, log B/G) the
-   apparent colour of the skin is the sum of the two: c = skin(t) + cast(T). Their
-   directions differ by about 30 degrees, so both t and T are found by least squares,
-   with a weak pull of T toward daylight (``daylight_weight``). The albedo keeps the
-   observed chromaticity less the cast (individual skin colour stays). Optionally the
-   cast is blended toward the scene's grey world (``scene_weight``).
-2. **Exposure** (brightness): the brightest skin shading on the face, the 95th percentile
-   of S over the visible skin, equals ``peak_shading``.
-3. **Skin locus** (brightness from colour): the locus position t predicts the lightness.
-   ``locus_weight`` in [0, 1] blends (in log luminance) between the exposure prior (0)
-   and the locus (1).
+- ``own``: the face as the camera exposed and white-balanced it: the mean skin colour the
+  lighting fit sees (the photo taken at its word: the do-no-harm anchor);
+- ``scene``: the face against the frame outside it and its skin (``inverse.cues.scene_cue``):
+  brightness relative to what the meter saw, colour relative to the scene's grey world;
+- ``sclera``: the face against its eye whites (``inverse.eyes``), near-neutral and alike in
+  everyone: brightness and colour, whatever the exposure and the light's colour;
+- ``peak``: the old exposure prior, the brightest skin shading (brightness only);
+- ``locus``: the skin locus and the Planckian locus (colour: the light's temperature that
+  puts the skin on the locus; brightness: the locus's lightness there).
 
-The locus is a smooth curve through typical skin colours of ITA types I to VI
-(L* 72 -> 30, a* 9 -> 13, b* 13 -> 17 -> 15; ``ops.colour.skin_locus_lab``): approximate
-values in the range reported for skin colorimetry (e.g. Del Bino & Bernerd 2013).
-``peak_shading``, ``locus_weight`` and ``daylight_weight`` were chosen on the relit-face
-benchmark (``hifialbedo benchmark``); see README.md, "Benchmark".
+**Calibration** (``CueModel``, fitted on the *tuning* split of the relit-face benchmark by
+``benchmarks/tune_priors.py``; the people scored in its *test* split are never seen): each
+cue's reading is modelled as r_k = beta_k u + alpha_k + e_k, the slope from the variation
+within one scene and light (a meter that includes the face compresses the ``own`` reading:
+beta < 1), the offset and the error covariance Sigma from all tuning cases. The estimate is
+the best linear unbiased combination of the cues a photo has,
+
+    u = beta' Sigma^-1 (r - alpha) / (beta' Sigma^-1 beta),    var(u) = 1 / (beta' Sigma^-1 beta),
+
+i.e. each cue is trusted by its measured reliability and the ``own`` reading is always among
+them; a missing cue (no eye whites, a close-up with no scene) drops out. Unbiased: no pull
+toward a typical skin, so no skin type is moved toward the middle (the FAIR bias).
+
+**Do no harm**: a combined colour further off the skin locus than real skin lies
+(``AlbedoPriors.off_locus_limit``, e.g. the grey-green or blue a wrong light colour gives) is
+not believed: the ``own`` reading's colour is used instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.inverse.eyes import SCLERA_LOG_CHROMA, ScleraCue
+from hifialbedo.inverse.cues import PhotoCues
+from hifialbedo.inverse.eyes import SCLERA_LOG_CHROMA
 from hifialbedo.ops.colour import LUMA_WEIGHTS, lab_to_linear, log_chromaticity, skin_locus_lab, white_of_temperature
 
 DAYLIGHT_MIRED = 1e6 / 6504.0
-SCLERA_GOOD_SPREAD = 0.05  # log-chromaticity spread of clean eye-white pixels
-SCLERA_MAX_SPREAD = 0.2  # beyond this the "eye whites" are lids, lashes or glare: ignored
+CUES = ("own", "scene", "sclera", "peak", "locus")
+DIMENSIONS = ("log_luminance", "log_rg", "log_bg")
+"""The three numbers a cue reads: u = (log Y, log R/G, log B/G) of the mean skin albedo."""
+CUE_MODEL = Path(__file__).resolve().parent / "data" / "cue_model.json"
+"""The committed calibration (``benchmarks/tune_priors.py`` on the tuning split)."""
+SCLERA_MIN_PIXELS = 25
+SCLERA_MAX_SPREAD = 0.15
+"""Eye whites with fewer clean pixels, or whose log chromaticity spreads more (lids, lashes,
+glare, a small face), give no cue."""
 
 
 @dataclass(frozen=True)
 class AlbedoPriors:
-    """Weights of the priors (see the module docstring)."""
+    """Which cues settle the mean skin albedo, and the do-no-harm bound."""
 
-    scene_weight: float = 0.0
-    """Weight of the scene's grey world (the mean colour around the face) as a witness of
-    the light's colour, relative to the skin's (see ``solve_skin_and_light``); 0: unused."""
-    sclera_weight: float = 4.0
-    """Weight of the eye whites' colour as a witness of the light's colour (scaled down
-    when the eye-white pixels disagree among themselves); 0: unused."""
-    peak_shading: float = 1.1
-    """Shading at the brightest skin (95th percentile) under the exposure prior."""
-    locus_weight: float = 0.0
-    """0: brightness from the exposure prior only; 1: from the skin locus only."""
-    daylight_weight: float = 1.0
-    """Pull of the light's colour temperature toward daylight (6504 K), per 100 mired of
-    departure, in units of squared log chromaticity error x 100; 0: no pull; large: the
-    light is taken as white (the camera's white balance is trusted)."""
+    brightness_cues: tuple[str, ...] | None = None
+    """Cues read for the luminance (``own`` is always read); None: those the calibration
+    chose on the tuning split (``DimensionModel.use``)."""
+    colour_cues: tuple[str, ...] | None = None
+    """Cues read for the chromaticity (``own`` is always read); None: the calibration's choice."""
+    off_locus_limit: float = 0.35
+    """Largest distance (log chromaticity) of the combined colour from the skin locus; beyond
+    it the photo's own colour is kept. Real skin under a white light lies within about 0.2."""
+    model: str | None = None
+    """A calibration file (``CueModel.save``); None: the committed one (``CUE_MODEL``)."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.locus_weight <= 1.0:
-            raise ValueError(f"locus_weight must be in [0, 1], got {self.locus_weight}")
-        for name in ("scene_weight", "sclera_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.peak_shading <= 0:
-            raise ValueError(f"peak_shading must be positive, got {self.peak_shading}")
-        if self.daylight_weight < 0:
-            raise ValueError(f"daylight_weight must be >= 0, got {self.daylight_weight}")
+        for name in ("brightness_cues", "colour_cues"):
+            cues = getattr(self, name)
+            if cues is None:
+                continue
+            unknown = set(cues) - set(CUES)
+            if unknown:
+                raise ValueError(f"{name}: unknown cue(s) {sorted(unknown)}; known: {', '.join(CUES)}")
+        if self.off_locus_limit <= 0:
+            raise ValueError(f"off_locus_limit must be positive, got {self.off_locus_limit}")
 
 
 @lru_cache(maxsize=1)
 def skin_locus_samples(n: int = 281) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The skin locus (``ops.colour.skin_locus_lab``) sampled for t in [-0.2, 1.2]: ``(t (n,), log chromaticity (n, 2),
-    luminance (n,))``, from light to dark skin."""
+    """The prior's skin locus (``ops.colour.skin_locus_lab``) sampled for t in [-0.2, 1.2]:
+    ``(t (n,), log chromaticity (n, 2), luminance (n,))``, from light to dark skin."""
     t = np.linspace(-0.2, 1.2, n)
     rgb = np.clip(lab_to_linear(skin_locus_lab(t)), 1e-4, None)
     return t, log_chromaticity(rgb), rgb @ LUMA_WEIGHTS
@@ -100,7 +117,7 @@ def solve_skin_and_light(
     Least squares in log chromaticity over a grid of (t, T):
     |c - skin(t) - cast(T)|^2 + sum_w weight * |cast(T) - witness|^2
     + ``daylight_weight / 100 * ((mired(T) - mired(6504 K)) / 100)^2``, where each witness
-    is the cast another cue sees (the eye whites, the scene), log chromaticity ``(2,)``.
+    is the cast another cue sees, log chromaticity ``(2,)``.
     """
     c = log_chromaticity(observed_rgb)
     t, locus, _ = skin_locus_samples()
@@ -113,43 +130,227 @@ def solve_skin_and_light(
     return float(t[i]), float(1e6 / mired[j]), casts[j]
 
 
-def locus_luminance_at(t: float) -> float:
-    """Luminance of the skin locus at position t."""
-    ts, _, lum = skin_locus_samples()
-    return float(np.interp(t, ts, lum))
+def locus_distance(log_chroma: np.ndarray) -> float:
+    """Distance (log chromaticity) of a colour from the nearest point of the skin locus.
 
-
-def mean_skin_albedo(
-    apparent_light: np.ndarray,
-    skin_relative: np.ndarray,
-    skin_apparent_shading: np.ndarray,
-    priors: AlbedoPriors,
-    *,
-    scene_colour: np.ndarray | None = None,
-    sclera: ScleraCue | None = None,
-) -> np.ndarray:
-    """The mean skin albedo a ``(3,)``, linear RGB, chosen by the priors.
-
-    ``apparent_light (9, 3)``: fitted SH of a * L. ``skin_relative (M, 3)``: I / (a S) on
-    the fit's skin texels (about 1). ``skin_apparent_shading (M, 3)``: a * S there.
-    ``scene_colour (3,)``: mean linear colour around the face; ``sclera``: the eye whites.
+    >>> t, locus, _ = skin_locus_samples()
+    >>> round(locus_distance(locus[100]), 6), 0.1 < locus_distance(locus[100] + [0.0, 0.3]) <= 0.3
+    (0.0, True)
     """
-    dc = np.maximum(apparent_light[0], 1e-6)  # a_c * L_c[0]
-    # Mean skin colour under the light actually fitted: fold in the median relative albedo.
-    apparent = dc * np.median(skin_relative, axis=0)
-    witnesses = []
-    if scene_colour is not None and priors.scene_weight > 0:
-        witnesses.append((log_chromaticity(np.maximum(np.asarray(scene_colour, dtype=np.float64), 1e-4)), priors.scene_weight))
-    if sclera is not None and priors.sclera_weight > 0 and sclera.spread < SCLERA_MAX_SPREAD:
-        trust = min(1.0, (SCLERA_GOOD_SPREAD / max(sclera.spread, 1e-6)) ** 2)
-        witnesses.append((sclera.log_chroma - SCLERA_LOG_CHROMA, priors.sclera_weight * trust))
-    t, _, cast = solve_skin_and_light(apparent, priors.daylight_weight, witnesses)
-    logc = log_chromaticity(apparent) - cast
-    colour = np.array([np.exp(logc[0]), 1.0, np.exp(logc[1])])
-    colour /= colour @ LUMA_WEIGHTS
+    _, locus, _ = skin_locus_samples()
+    return float(np.sqrt(((locus - np.asarray(log_chroma)[None, :]) ** 2).sum(axis=1)).min())
 
-    peak = np.percentile(skin_apparent_shading @ LUMA_WEIGHTS, 95) * float(np.median(skin_relative @ LUMA_WEIGHTS))
-    y_exposure = peak / priors.peak_shading
-    y_locus = locus_luminance_at(t)
-    y = np.exp((1 - priors.locus_weight) * np.log(y_exposure) + priors.locus_weight * np.log(y_locus))
-    return colour * y
+
+def _log_u(rgb: np.ndarray) -> np.ndarray:
+    """(log Y, log R/G, log B/G) of a linear-RGB colour ``(3,)``."""
+    rgb = np.maximum(np.asarray(rgb, dtype=np.float64), 1e-5)
+    return np.concatenate([[np.log(rgb @ LUMA_WEIGHTS)], log_chromaticity(rgb)])
+
+
+def albedo_of(u: np.ndarray) -> np.ndarray:
+    """The linear-RGB colour ``(3,)`` of u = (log Y, log R/G, log B/G).
+
+    >>> np.round(albedo_of(_log_u(np.array([0.4, 0.25, 0.18]))), 6).tolist()
+    [0.4, 0.25, 0.18]
+    """
+    rgb = np.array([np.exp(u[1]), 1.0, np.exp(u[2])])
+    return rgb / (rgb @ LUMA_WEIGHTS) * np.exp(u[0])
+
+
+def cue_readings(observed: np.ndarray, peak: float, cues: PhotoCues | None) -> dict[str, np.ndarray]:
+    """Each available cue's raw reading ``(3,)`` of u = (log Y, log R/G, log B/G) of the mean
+    skin albedo (before calibration; NaN where a cue has no reading of that number).
+
+    ``observed (3,)``: the mean skin colour the lighting fit sees (linear RGB, what the photo
+    shows); ``peak``: its luminance at the brightest skin shading (95th percentile).
+    """
+    own = _log_u(observed)
+    readings = {"own": own, "peak": np.array([np.log(max(peak, 1e-5)), np.nan, np.nan])}
+    if cues is not None and cues.scene is not None:
+        readings["scene"] = own - _log_u(cues.scene.colour)
+    sclera = None if cues is None else cues.sclera
+    if sclera is not None and sclera.pixels >= SCLERA_MIN_PIXELS and sclera.spread <= SCLERA_MAX_SPREAD and sclera.brightness > 0:
+        readings["sclera"] = own - np.concatenate([[np.log(sclera.brightness)], sclera.log_chroma - SCLERA_LOG_CHROMA])
+    t, _, cast = solve_skin_and_light(observed, daylight_weight=1.0)
+    _, _, locus_lum = skin_locus_samples()
+    ts, _, _ = skin_locus_samples()
+    readings["locus"] = np.concatenate([[np.log(float(np.interp(t, ts, locus_lum)))], own[1:] - cast])
+    return readings
+
+
+@dataclass(frozen=True)
+class DimensionModel:
+    """The calibration of the cues' readings of one number of u (see the module docstring)."""
+
+    cues: tuple[str, ...]
+    slope: tuple[float, ...]
+    offset: tuple[float, ...]
+    covariance: tuple[tuple[float, ...], ...]
+    use: tuple[str, ...] = ()
+    """The cues read by default: the set with the least error on the tuning split (empty: all)."""
+
+    def combine(self, readings: Mapping[str, float], use: Sequence[str]) -> tuple[float, float, dict[str, float]]:
+        """``(u, variance, weights)`` from the readings of the cues in ``use`` that this model
+        calibrates and that are finite."""
+        idx = [i for i, c in enumerate(self.cues) if c in use and c in readings and np.isfinite(readings[c])]
+        if not idx:
+            raise ValueError("no cue to read the mean skin albedo from")
+        beta = np.array(self.slope)[idx]
+        alpha = np.array(self.offset)[idx]
+        cov = np.array(self.covariance)[np.ix_(idx, idx)]
+        r = np.array([readings[self.cues[i]] for i in idx])
+        info = np.linalg.solve(cov, beta)
+        precision = float(beta @ info)
+        u = float(info @ (r - alpha)) / precision
+        weights = info * beta / precision  # how much each cue moved u (they sum to 1)
+        return u, 1.0 / precision, {self.cues[i]: float(w) for i, w in zip(idx, weights)}
+
+
+@dataclass(frozen=True)
+class CueModel:
+    """The cues' calibration for the three numbers of u, and where it was fitted."""
+
+    dimensions: dict[str, DimensionModel]
+    fitted_on: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "fitted_on": self.fitted_on,
+            "dimensions": {
+                k: {"cues": list(m.cues), "slope": list(m.slope), "offset": list(m.offset), "covariance": [list(r) for r in m.covariance], "use": list(m.use)}
+                for k, m in self.dimensions.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> CueModel:
+        dims = {
+            k: DimensionModel(tuple(m["cues"]), tuple(m["slope"]), tuple(m["offset"]), tuple(tuple(r) for r in m["covariance"]), tuple(m.get("use", ())))
+            for k, m in data["dimensions"].items()
+        }
+        if set(dims) != set(DIMENSIONS):
+            raise ValueError(f"a cue model needs the dimensions {DIMENSIONS}, got {sorted(dims)}")
+        return cls(dims, dict(data.get("fitted_on", {})))
+
+    @classmethod
+    def photo_only(cls) -> CueModel:
+        """The photo taken at its word (``own`` only, slope 1, no offset): the start of the
+        tuning, before any cue is calibrated."""
+        dims = {k: DimensionModel(("own",), (1.0,), (0.0,), ((1.0,),)) for k in DIMENSIONS}
+        return cls(dims, {"split": "none: the photo as it is"})
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+
+@lru_cache(maxsize=4)
+def load_cue_model(path: str | None = None) -> CueModel:
+    """The calibration in ``path`` (None: the committed ``CUE_MODEL``)."""
+    return CueModel.from_dict(json.loads(Path(path or CUE_MODEL).read_text()))
+
+
+def fit_dimension(readings: np.ndarray, truth: np.ndarray, groups: Sequence, cues: Sequence[str], *, min_cases: int = 30) -> DimensionModel:
+    """Calibrate the cues' readings ``(n, k)`` (NaN: no reading) of one number against its
+    ``truth (n,)``: slopes from the variation within each group (cases of one scene and light,
+    different skin), offsets and the residual covariance from all cases (pairwise where cues
+    are missing).
+
+    >>> rng = np.random.default_rng(0); u = rng.normal(0, 1, 600); g = np.repeat(np.arange(100), 6)
+    >>> scene = np.repeat(rng.normal(0, 0.3, 100), 6)
+    >>> r = np.stack([0.7 * u + 0.2 + scene, u - 1.0 + rng.normal(0, 0.1, 600)], 1)
+    >>> m = fit_dimension(r, u, g, ("own", "sclera"))
+    >>> np.round(m.slope, 2).tolist(), np.round(m.offset, 1).tolist()
+    ([0.7, 1.0], [0.2, -1.0])
+    """
+    readings = np.asarray(readings, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    keys = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    gi = np.array([keys[g] for g in groups])
+    slopes, offsets = [], []
+    for k in range(readings.shape[1]):
+        ok = np.isfinite(readings[:, k])
+        if ok.sum() < min_cases:
+            raise ValueError(f"cue {cues[k]}: {int(ok.sum())} readings, at least {min_cases} needed")
+        x, y, g = truth[ok], readings[ok, k], gi[ok]
+        xm = np.bincount(g, x, minlength=len(keys)) / np.maximum(np.bincount(g, minlength=len(keys)), 1)
+        ym = np.bincount(g, y, minlength=len(keys)) / np.maximum(np.bincount(g, minlength=len(keys)), 1)
+        dx, dy = x - xm[g], y - ym[g]
+        beta = float((dx * dy).sum() / max((dx * dx).sum(), 1e-12))
+        slopes.append(beta)
+        offsets.append(float(np.mean(y - beta * x)))
+    resid = readings - np.array(offsets)[None, :] - truth[:, None] * np.array(slopes)[None, :]
+    n = readings.shape[1]
+    cov = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            ok = np.isfinite(resid[:, i]) & np.isfinite(resid[:, j])
+            cov[i, j] = float(np.mean(resid[ok, i] * resid[ok, j]) - np.mean(resid[ok, i]) * np.mean(resid[ok, j])) if ok.sum() > 2 else 0.0
+    # Pairwise estimates need not give a positive-definite matrix: lift its smallest eigenvalue.
+    w, v = np.linalg.eigh((cov + cov.T) / 2)
+    cov = (v * np.maximum(w, 1e-4 * max(w.max(), 1e-6))) @ v.T
+    return DimensionModel(tuple(cues), tuple(slopes), tuple(offsets), tuple(tuple(float(c) for c in row) for row in cov))
+
+
+@dataclass(frozen=True)
+class MeanAlbedo:
+    """The priors' choice for one photo: the mean skin albedo and how it was reached."""
+
+    albedo: np.ndarray  # (3,) linear RGB
+    u: np.ndarray  # (3,) (log Y, log R/G, log B/G)
+    variance: np.ndarray  # (3,) of u, from the calibration
+    readings: dict[str, list[float]]  # each cue's raw reading of u
+    weights: dict[str, dict[str, float]]  # per number of u, how much each cue counted
+    fell_back: bool  # the combined colour was off the skin locus: the photo's own colour kept
+
+    def to_dict(self) -> dict:
+        return {
+            "albedo_linear_rgb": self.albedo.tolist(),
+            "log_luminance_rg_bg": self.u.tolist(),
+            "variance": self.variance.tolist(),
+            "cue_readings": self.readings,
+            "cue_weights": self.weights,
+            "colour_fell_back_to_photo": self.fell_back,
+        }
+
+
+def choose_mean_albedo(
+    observed: np.ndarray, peak: float, cues: PhotoCues | None, priors: AlbedoPriors, *, model: CueModel | None = None
+) -> MeanAlbedo:
+    """The mean skin albedo ``(3,)`` of one photo (linear RGB) by the calibrated cues.
+
+    ``observed (3,)``: the mean skin colour the lighting fit sees; ``peak``: its luminance at
+    the brightest skin shading; ``cues``: the photo's scene and eye whites (or None);
+    ``model``: the calibration (None: ``priors.model``, or the committed one).
+    """
+    model = model or load_cue_model(priors.model)
+    readings = cue_readings(observed, peak, cues)
+    u = np.zeros(3)
+    var = np.zeros(3)
+    weights = {}
+    for d, name in enumerate(DIMENSIONS):
+        dim = model.dimensions[name]
+        asked = priors.brightness_cues if d == 0 else priors.colour_cues
+        use = ("own", *asked) if asked is not None else (dim.use or dim.cues)
+        u[d], var[d], weights[name] = dim.combine({k: r[d] for k, r in readings.items()}, use)
+    fell_back = locus_distance(u[1:]) > priors.off_locus_limit and locus_distance(u[1:]) > locus_distance(readings["own"][1:])
+    if fell_back:
+        own = model.dimensions["log_rg"], model.dimensions["log_bg"]
+        for d, m in zip((1, 2), own):
+            u[d], var[d], weights[DIMENSIONS[d]] = m.combine({"own": readings["own"][d]}, ("own",))
+    return MeanAlbedo(albedo_of(u), u, var, {k: [round(float(v), 5) for v in r] for k, r in readings.items()}, weights, fell_back)
+
+
+def consensus(choices: Sequence[MeanAlbedo], weights: Sequence[float] | None = None) -> np.ndarray:
+    """The mean skin albedo ``(3,)`` of one person from several photos' choices: per number of
+    u, the inverse-variance weighted mean (times ``weights``, e.g. the photos' resolution).
+
+    >>> a = MeanAlbedo(albedo_of(np.zeros(3)), np.zeros(3), np.ones(3), {}, {}, False)
+    >>> b = MeanAlbedo(albedo_of(np.ones(3)), np.ones(3), np.full(3, 3.0), {}, {}, False)
+    >>> round(float(np.log(consensus([a, b]) @ LUMA_WEIGHTS)), 3)  # (0 / 1 + 1 / 3) / (1 + 1 / 3)
+    0.25
+    """
+    u = np.array([c.u for c in choices])
+    w = 1.0 / np.array([c.variance for c in choices])
+    if weights is not None:
+        w = w * np.asarray(weights, dtype=np.float64)[:, None]
+    return albedo_of((w * u).sum(axis=0) / w.sum(axis=0))

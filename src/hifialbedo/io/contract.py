@@ -137,7 +137,7 @@ class PhotoResult:
     unwrap: Unwrap
     estimate: LightingEstimate
     warnings: list[str] = field(default_factory=list)
-    lighting_priors: dict = field(default_factory=dict)  # estimate_lighting's scene_colour / sclera cues, for refits
+    lighting_priors: dict = field(default_factory=dict)  # estimate_lighting's cues (inverse.cues.PhotoCues), for refits
 
 
 @dataclass
@@ -240,6 +240,7 @@ def lighting_json(rec: Reconstruction, out_dir: str | Path | None = None) -> dic
                 "view": r.name,
                 "sh": r.estimate.sh.tolist(),
                 "mean_skin_albedo_linear_rgb": r.estimate.mean_albedo.tolist(),
+                **({"mean_skin_albedo_cues": r.estimate.prior.to_dict()} if r.estimate.prior is not None else {}),
                 "dominant_direction": sh_ops.dominant_direction(r.estimate.sh).tolist(),
                 "fusion_gain": g.tolist(),
                 "fusion_weight": float(wt),

@@ -17,7 +17,8 @@ from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.inverse.detail_normals import DetailObservation, DetailResult, estimate_detail_normals, texel_tangents
 from hifialbedo.inverse.fusion import FusionResult, fuse_albedos
 from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting
-from hifialbedo.inverse.specular import Separation, SpecularPhoto, regional_map, region_labels, separate_specular
+from hifialbedo.inverse.priors import consensus
+from hifialbedo.inverse.specular import Separation, SpecularPhoto, region_labels, regional_map, separate_specular
 from hifialbedo.io.contract import PhotoResult, Reconstruction, Timer
 from hifialbedo.mesh.geometry import vertex_normals
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
@@ -118,13 +119,26 @@ def without_detail_shading(results: Sequence[PhotoResult], detail: DetailResult,
     ]
 
 
+def consensus_gains(results: Sequence[PhotoResult], config: FusionConfig) -> np.ndarray | None:
+    """Per photo ``(K, 3)``: the gain that takes its mean skin albedo to the person's
+    consensus, the photos' choices averaged by their calibrated reliability and resolution
+    (``inverse.priors.consensus``); None when a photo has no such choice."""
+    choices = [r.estimate.prior for r in results]
+    if any(c is None for c in choices):
+        return None
+    target = consensus(choices, [min(r.unwrap.pixels_per_texel, config.max_pixels_per_texel) for r in results])
+    return np.array([target / np.maximum(c.albedo, 1e-6) for c in choices])
+
+
 def fuse_photos(results: Sequence[PhotoResult], config: FusionConfig) -> tuple[FusionResult, np.ndarray]:
-    """The photos' albedos fused (``inverse.fusion.fuse_albedos``; photos weighed by
-    resolution, up to ``config.max_pixels_per_texel``), and the fused confidence ``(N,)``
-    made relative within the reconstruction (for completion and confidence.png)."""
+    """The photos' albedos fused (``inverse.fusion.fuse_albedos``, each brought to the
+    person's consensus mean albedo; photos weighed by resolution, up to
+    ``config.max_pixels_per_texel``), and the fused confidence ``(N,)`` made relative within
+    the reconstruction (for completion and confidence.png)."""
     fusion = fuse_albedos(
         np.stack([r.estimate.albedo for r in results]),
         np.stack([r.estimate.confidence * min(r.unwrap.pixels_per_texel, config.max_pixels_per_texel) for r in results]),
+        gains=consensus_gains(results, config),
     )
     scale = max(float(np.percentile(fusion.confidence, config.confidence_percentile)), config.confidence_floor)
     return fusion, fusion.confidence / scale

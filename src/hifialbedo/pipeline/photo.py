@@ -11,19 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.inverse.eyes import sclera_cue
-from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting, scene_colour
+from hifialbedo.inverse.cues import photo_cues
+from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting
 from hifialbedo.io.contract import PhotoResult, Timer
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import Photo
 from hifialbedo.mesh.geometry import FaceGeometry, fit_face_geometry
 from hifialbedo.mesh.landmarks import NoFaceError, check_landmarks_on_image, landmarks_from_array
+from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import srgb_uint8_to_linear
 from hifialbedo.pipeline.config import ReconstructConfig
 from hifialbedo.pipeline.model_cache import Models
 from hifialbedo.render.image_raster import ImageRaster, paste_window, rasterize_in_image
 from hifialbedo.render.unwrap import Unwrap, unwrap
 from hifialbedo.render.uv_layout import UVLayout
+from hifialbedo.render.view_shading import region_in_view, view_maps
 
 
 def process_photo(
@@ -35,7 +37,7 @@ def process_photo(
     timer: Timer,
 ) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate, dict]:
     """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``), and
-    the photo's priors for the lighting fit (``scene_colour``, ``sclera``: keyword arguments of
+    the photo's priors for the lighting fit (``cues``: the keyword argument of
     ``estimate_lighting``, kept for refits)."""
     with timer.timing("mesh"):
         h, w = photo.pixels.shape[:2]
@@ -45,7 +47,10 @@ def process_photo(
     with timer.timing("unwrap"):
         unwrapped = unwrap(linear, geometry, layout, raster)
     with timer.timing("lighting"):
-        priors = {"scene_colour": scene_colour(linear, paste_window(raster, raster.fragments.mask)), "sclera": sclera_cue(linear, landmarks)}
+        # The photo's references for the skin's brightness and colour: its scene and eye whites.
+        face = paste_window(raster, raster.fragments.mask)
+        face_skin = paste_window(raster, region_in_view(view_maps(geometry, raster), uv_regions(256)["skin"]))
+        priors = {"cues": photo_cues(linear, landmarks, face, face_skin)}
         try:
             estimate = estimate_lighting(unwrapped.colour, unwrapped.normals, unwrapped.confidence, skin, config=config.lighting, **priors)
         except ValueError as exc:

@@ -36,6 +36,20 @@ def view_maps(geometry: FaceGeometry, raster: ImageRaster) -> ViewMaps:
     return ViewMaps(frags.mask, uv, normals)
 
 
+def region_in_view(maps: ViewMaps, region: np.ndarray) -> np.ndarray:
+    """``(h, w)`` bool over the raster window: covered pixels whose texture coordinates fall in
+    a UV region mask ``(S, S)`` bool (``mesh.topology.uv_regions``), nearest texel.
+
+    >>> maps = ViewMaps(np.ones((1, 2), bool), np.array([[[0.1, 0.5], [0.9, 0.5]]]), np.zeros((1, 2, 3)))
+    >>> left_half = np.zeros((4, 4), bool); left_half[:, :2] = True
+    >>> region_in_view(maps, left_half).tolist()
+    [[True, False]]
+    """
+    size = region.shape[0]
+    ij = np.clip((maps.uv * size).astype(np.int64), 0, size - 1)
+    return region[ij[..., 1], ij[..., 0]] & maps.mask
+
+
 def sample_uv_map(uv_map: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear look-up of a UV map ``(S, S, C)`` at texture coordinates ``(..., 2)`` (v down)."""
     size = uv_map.shape[0]

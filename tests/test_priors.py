@@ -1,0 +1,157 @@
+"""The mean-albedo cues and their calibration (inverse.cues, inverse.priors), and the relit
+generator's camera (eval.relit_cases): recipes with answers worked out by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+
+def test_combine_is_the_inverse_variance_mean_of_calibrated_readings():
+    from hifialbedo.inverse.priors import DimensionModel
+
+    # own reads 0.5 u + 0.1 (variance 0.04), scene reads u - 0.2 (variance 0.01), independent.
+    model = DimensionModel(("own", "scene"), (0.5, 1.0), (0.1, -0.2), ((0.04, 0.0), (0.0, 0.01)))
+    u_true = -1.2
+    readings = {"own": 0.5 * u_true + 0.1 + 0.02, "scene": u_true - 0.2 - 0.05}
+    u, var, weights = model.combine(readings, ("own", "scene"))
+    # Each cue alone: own (r - 0.1) / 0.5 with variance 0.04 / 0.25 = 0.16; scene r + 0.2, 0.01.
+    own_alone, scene_alone = (readings["own"] - 0.1) / 0.5, readings["scene"] + 0.2
+    expected = (own_alone / 0.16 + scene_alone / 0.01) / (1 / 0.16 + 1 / 0.01)
+    assert u == pytest.approx(expected)
+    assert var == pytest.approx(1 / (1 / 0.16 + 1 / 0.01))
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["scene"] == pytest.approx((1 / 0.01) / (1 / 0.16 + 1 / 0.01))
+    # A cue not asked for, or with no reading, does not count.
+    u_own, _, w_own = model.combine({"own": readings["own"], "scene": float("nan")}, ("own", "scene"))
+    assert u_own == pytest.approx(own_alone) and set(w_own) == {"own"}
+    with pytest.raises(ValueError, match="no cue"):
+        model.combine({"scene": 0.0}, ("own",))
+
+
+def test_cue_model_round_trip_and_refusals(tmp_path):
+    from hifialbedo.inverse.priors import CueModel, load_cue_model
+
+    model = CueModel.photo_only()
+    path = tmp_path / "m.json"
+    model.save(path)
+    back = load_cue_model(str(path))
+    assert back.to_dict() == model.to_dict()
+    data = model.to_dict()
+    del data["dimensions"]["log_bg"]
+    with pytest.raises(ValueError, match="log_bg"):
+        CueModel.from_dict(data)
+
+
+def test_committed_calibration_was_fitted_on_tuning_people_only():
+    from hifialbedo.eval.relit_cases import face_set
+    from hifialbedo.inverse.priors import load_cue_model
+
+    model = load_cue_model()
+    assert model.fitted_on["split"] == "tune"
+    fitted = set(model.fitted_on["people"])
+    assert fitted and fitted <= {p.person for p in face_set("tune")}
+    assert fitted.isdisjoint({p.person for p in face_set("test")})
+    for dim in model.dimensions.values():
+        assert dim.cues[0] == "own"
+        assert np.all(np.linalg.eigvalsh(np.array(dim.covariance)) > 0)  # a usable covariance
+
+
+def test_photo_only_model_keeps_the_photo_colour():
+    from hifialbedo.inverse.priors import AlbedoPriors, CueModel, choose_mean_albedo
+
+    observed = np.array([0.42, 0.27, 0.19])
+    choice = choose_mean_albedo(observed, 0.6, None, AlbedoPriors(), model=CueModel.photo_only())
+    assert choice.albedo == pytest.approx(observed, rel=1e-6)
+    assert not choice.fell_back
+    assert choice.weights["log_luminance"] == {"own": pytest.approx(1.0)}
+
+
+def test_an_off_locus_colour_falls_back_to_the_photo():
+    from hifialbedo.inverse.cues import PhotoCues, SceneCue
+    from hifialbedo.inverse.priors import AlbedoPriors, CueModel, DimensionModel, choose_mean_albedo, locus_distance
+
+    # A model that trusts the scene's colour almost entirely; a saturated green scene then
+    # "corrects" a plausible skin into a magenta one, which the priors refuse.
+    dims = {d: DimensionModel(("own", "scene"), (1.0, 1.0), (0.0, 0.0), ((1.0, 0.0), (0.0, 1e-3))) for d in ("log_luminance", "log_rg", "log_bg")}
+    model = CueModel(dims)
+    observed = np.array([0.42, 0.27, 0.19])
+    green = PhotoCues(SceneCue(np.array([0.05, 0.4, 0.05]), 0.5, 0.2), None)
+    choice = choose_mean_albedo(observed, 0.6, green, AlbedoPriors(colour_cues=("own", "scene")), model=model)
+    assert choice.fell_back
+    assert np.log(choice.albedo[0] / choice.albedo[1]) == pytest.approx(np.log(0.42 / 0.27), abs=1e-6)
+    assert locus_distance(choice.u[1:]) < 0.35
+    # A grey scene moves nothing off the locus: the scene cue is used.
+    grey = PhotoCues(SceneCue(np.array([0.2, 0.2, 0.2]), 0.5, 0.2), None)
+    assert not choose_mean_albedo(observed, 0.6, grey, AlbedoPriors(colour_cues=("own", "scene")), model=model).fell_back
+
+
+def test_scene_cue_reads_the_frame_without_the_face_or_skin():
+    from hifialbedo.inverse.cues import scene_cue
+
+    img = np.zeros((200, 200, 3), np.float32)
+    img[:] = [0.1, 0.2, 0.3]  # the scene
+    face = np.zeros((200, 200), bool)
+    face[50:150, 60:140] = True
+    img[face] = [0.4, 0.25, 0.18]
+    img[160:200, 70:130] = [0.41, 0.26, 0.18]  # a neck: skin outside the face mesh
+    cue = scene_cue(img, face, face)
+    assert cue.colour == pytest.approx([0.1, 0.2, 0.3], abs=2.5e-3)  # the neck in it would move red by 0.015
+    assert cue.fraction == pytest.approx(1 - (100 * 80 + 40 * 60) / 200**2, abs=0.02)
+    assert scene_cue(img, np.ones((200, 200), bool), np.ones((200, 200), bool)) is None
+
+
+@pytest.fixture(scope="module")
+def relit_base_face_set(models):
+    from hifialbedo.eval.relit_cases import face_set, prepare_base
+    from hifialbedo.io.images import read_photo
+
+    photo = face_set("tune")[0]
+    pixels = read_photo(photo.path).pixels
+    return prepare_base(photo.path.stem, pixels, models.detector.detect(pixels).landmarks, person=photo.person, source=photo.source)
+
+
+def test_average_metering_exposes_the_whole_frame_at_middle_grey(relit_base_face_set):
+    from hifialbedo.eval.relit_cases import MIDDLE_GREY, RelitConfig, relight
+    from hifialbedo.ops.colour import LUMA_WEIGHTS, srgb_to_linear
+
+    case = relight(relit_base_face_set, 2, 0, RelitConfig(noise=0.0))
+    linear = srgb_to_linear(case.image.astype(np.float64) / 255.0)
+    frame = float((linear @ LUMA_WEIGHTS).mean())
+    # Middle grey, unless the highlights forced the gain down (then darker, never brighter).
+    assert frame == pytest.approx(MIDDLE_GREY, rel=0.05) or frame < MIDDLE_GREY
+    # The same skin type and light: a darker skin raises the gain a face-priority meter picks.
+    face_light = relight(relit_base_face_set, 1, 0, RelitConfig(noise=0.0, metering="face"))
+    face_dark = relight(relit_base_face_set, 5, 0, RelitConfig(noise=0.0, metering="face"))
+    assert face_dark.params["gain"] > face_light.params["gain"]
+
+
+def test_face_set_ships_with_its_attribution():
+    from hifialbedo.eval.relit_cases import FACE_SET, face_set
+
+    photos = face_set("all")
+    assert len(photos) >= 80 and all(p.path.is_file() for p in photos)
+    attribution = (FACE_SET / "ATTRIBUTION.txt").read_text()
+    assert "public domain" in attribution.lower()
+    assert {p.source for p in photos} <= {"london_set", "congress_gpo", "whitehouse"}
+
+
+def test_the_calibrations_chosen_cues_are_the_default_and_can_be_overridden():
+    from hifialbedo.inverse.cues import PhotoCues, SceneCue
+    from hifialbedo.inverse.priors import AlbedoPriors, CueModel, DimensionModel, choose_mean_albedo
+
+    # Brightness: the calibration chose own + scene; colour: own only.
+    both = DimensionModel(("own", "scene"), (1.0, 1.0), (0.0, 0.0), ((1.0, 0.0), (0.0, 1.0)))
+    dims = {"log_luminance": replace(both, use=("own", "scene")), "log_rg": replace(both, use=("own",)), "log_bg": replace(both, use=("own",))}
+    observed = np.array([0.42, 0.27, 0.19])
+    scene = PhotoCues(SceneCue(np.array([0.3, 0.25, 0.2]), 0.5, 0.2), None)
+    choice = choose_mean_albedo(observed, 0.6, scene, AlbedoPriors(), model=CueModel(dims))
+    assert set(choice.weights["log_luminance"]) == {"own", "scene"}
+    assert choice.weights["log_luminance"]["scene"] == pytest.approx(0.5)
+    assert set(choice.weights["log_rg"]) == {"own"} and set(choice.weights["log_bg"]) == {"own"}
+    forced = choose_mean_albedo(observed, 0.6, scene, AlbedoPriors(brightness_cues=("own",), colour_cues=("scene",)), model=CueModel(dims))
+    assert set(forced.weights["log_luminance"]) == {"own"} and set(forced.weights["log_rg"]) == {"own", "scene"}
+    with pytest.raises(ValueError, match="unknown cue"):
+        AlbedoPriors(colour_cues=("moon",))
