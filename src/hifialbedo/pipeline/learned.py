@@ -7,15 +7,17 @@ only the albedo map is the model's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from hifialbedo.inverse.texture import photo_texture
 from hifialbedo.io.contract import PhotoResult
-from hifialbedo.models.albedo_model import HiFiAlbedo
 from hifialbedo.ops.colour import linear_to_srgb, srgb_to_linear, srgb_uint8_to_linear
+
+if TYPE_CHECKING:
+    from hifialbedo.models.albedo_model import HiFiAlbedo
 
 
 def learned_albedo(results: Sequence[PhotoResult], model: HiFiAlbedo, uv_size: int) -> np.ndarray:
@@ -28,6 +30,8 @@ def learned_albedo_of_photos(photos: Sequence[np.ndarray], landmarks: Sequence[n
     """The HiFiAlbedo model's albedo ``(S, S, 3)`` linear RGB from 8-bit sRGB photos and their
     ``(478, 3)`` pixel landmarks: each photo's completed UV texture (``inverse.texture.photo_texture``)
     at the model's size, fused by its cross-attention, decoded, and resampled to ``uv_size``."""
+    import torch  # here, not at import: the training-free path needs no torch
+
     size = model.uv_size
     textures = []
     for pixels, marks in zip(photos, landmarks, strict=True):

@@ -1,14 +1,18 @@
 """What is loaded once and reused across calls: the landmark detector, the identity network
-and learned models (loaded on first use, never at import)."""
+and learned models (loaded on first use, never at import; torch is imported only with the
+identity network or a learned model)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hifialbedo.io.errors import InputError
 from hifialbedo.mesh.landmarks import LandmarkDetector
-from hifialbedo.models.albedo_model import HiFiAlbedo
 from hifialbedo.models.identity import IdentityModel, load_identity_model
+
+if TYPE_CHECKING:
+    from hifialbedo.models.albedo_model import HiFiAlbedo
 
 
 class Models:
@@ -23,6 +27,8 @@ class Models:
     def learned(self, checkpoint: str) -> HiFiAlbedo:
         """The learned model of a checkpoint, loaded once (``models.albedo_model.HiFiAlbedo``)."""
         if checkpoint not in self._learned:
+            from hifialbedo.models.albedo_model import HiFiAlbedo  # torch, only when asked for
+
             path = Path(checkpoint)
             if not path.is_file():
                 raise InputError(path, "no such model checkpoint")

@@ -3,17 +3,29 @@
 Per-texel arrays ``(N, ...)`` list the N texels the mesh covers (row-major order of the
 ``(S, S)`` map, v down); :meth:`UVLayout.scatter` and :meth:`UVLayout.gather` convert between
 them and ``(S, S, ...)`` UV maps, :meth:`UVLayout.interpolate` takes per-vertex values to texels.
+
+The rasterization of a size is kept on disk (:func:`cache_dir`: ``$HIFIALBEDO_CACHE``, else
+``$XDG_CACHE_HOME/hifialbedo`` or ``~/.cache/hifialbedo``), keyed by size, package version and
+a hash of the mesh data, written atomically; a new process loads it instead of rasterizing
+again (0.6 s at 1024 on 2 cores). An unreadable or unwritable cache is ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy import sparse
 
+from hifialbedo import __version__
 from hifialbedo.mesh.topology import load_face_topology
 from hifialbedo.render.raster import Fragments, rasterize
 
@@ -58,9 +70,65 @@ class UVLayout:
 BORDER_WIDTH = 0.02  # in UV units: the band along the mesh outline whose confidence ramps up
 
 
+def cache_dir() -> Path:
+    """Where per-size precomputations are kept: ``$HIFIALBEDO_CACHE``, else
+    ``$XDG_CACHE_HOME/hifialbedo``, else ``~/.cache/hifialbedo``."""
+    if os.environ.get("HIFIALBEDO_CACHE"):
+        return Path(os.environ["HIFIALBEDO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hifialbedo"
+
+
+@lru_cache(maxsize=1)
+def _mesh_key() -> str:
+    data = resources.files("hifialbedo.mesh.data").joinpath("face_mesh.npz").read_bytes()
+    return hashlib.sha256(data + f"{BORDER_WIDTH}".encode()).hexdigest()[:12]
+
+
+def _cache_path(size: int) -> Path:
+    return cache_dir() / f"uv_layout_{size}_v{__version__}_{_mesh_key()}.npz"
+
+
+def _rasterize_layout(size: int) -> tuple[Fragments, np.ndarray]:
+    """The UV rasterization ``Fragments`` and the border weight map ``(S, S)`` float32."""
+    topo = load_face_topology()
+    frags = rasterize(topo.uv * size, topo.faces, size, size)
+    dist = cv2.distanceTransform(np.pad(frags.mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    border = np.clip(dist / (BORDER_WIDTH * size), 0.0, 1.0).astype(np.float32)
+    return frags, border
+
+
+def _load_cached(path: Path, size: int) -> tuple[Fragments, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            frags = Fragments(data["face_index"], data["bary"], data["depth"])
+            border = data["border"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if frags.face_index.shape != (size, size) or frags.bary.shape != (size, size, 3) or border.shape != (size, size):
+        return None
+    return frags, border
+
+
+def _save_cached(path: Path, frags: Fragments, border: np.ndarray) -> None:
+    """Write atomically (a temporary file in the same folder, renamed); failures are ignored."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, face_index=frags.face_index, bary=frags.bary, depth=frags.depth, border=border)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+
+
 @lru_cache(maxsize=4)
-def uv_layout(size: int) -> UVLayout:
-    """Rasterize the face mesh's UV layout at ``size x size`` (0.2 s at 1024; cached).
+def uv_layout(size: int, *, disk_cache: bool = True) -> UVLayout:
+    """Rasterize the face mesh's UV layout at ``size x size`` (cached in the process, and on
+    disk with ``disk_cache``: see the module docstring).
 
     >>> layout = uv_layout(64)
     >>> values = np.arange(layout.n_texels, dtype=np.float32)
@@ -70,11 +138,16 @@ def uv_layout(size: int) -> UVLayout:
     if size < 16 or size > 8192:
         raise ValueError(f"uv size must be in [16, 8192], got {size}")
     topo = load_face_topology()
-    frags = rasterize(topo.uv * size, topo.faces, size, size)
+    path = _cache_path(size) if disk_cache else None
+    cached = _load_cached(path, size) if path is not None and path.is_file() else None
+    if cached is None:
+        cached = _rasterize_layout(size)
+        if path is not None:
+            _save_cached(path, *cached)
+    frags, border_map = cached
     rows, cols = np.nonzero(frags.mask)
     faces = topo.faces[frags.face_index[rows, cols]]
-    dist = cv2.distanceTransform(np.pad(frags.mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    border = np.clip(dist[rows, cols] / (BORDER_WIDTH * size), 0.0, 1.0).astype(np.float32)
+    border = border_map[rows, cols]
     bary = frags.bary[rows, cols]
     n = len(rows)
     matrix = sparse.csr_matrix((bary.reshape(-1), (np.repeat(np.arange(n), 3), faces.reshape(-1))), shape=(n, len(topo.uv)))
