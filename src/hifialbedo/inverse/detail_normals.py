@@ -47,6 +47,7 @@ from scipy.sparse.linalg import spsolve
 
 from hifialbedo.ops.colour import LUMA_WEIGHTS
 from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_basis
+from hifialbedo.ops.vectors import normalize_rows, row_dot, row_norm
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _tilt(height_map: np.ndarray, tangents: np.ndarray, layout) -> np.ndarray:
 def _gram_solve(tangents: np.ndarray, g: np.ndarray) -> np.ndarray:
     """G^-1 g per texel for the tangents' Gram matrix G ``(N, 2, 2)``."""
     tu, tv = tangents[:, 0], tangents[:, 1]
-    a, b, d = (tu * tu).sum(1), (tu * tv).sum(1), (tv * tv).sum(1)
+    a, b, d = row_dot(tu, tu), row_dot(tu, tv), row_dot(tv, tv)
     det = np.maximum(a * d - b * b, 1e-20)
     return np.stack([(d * g[:, 0] - b * g[:, 1]) / det, (a * g[:, 1] - b * g[:, 0]) / det], axis=1)
 
@@ -223,11 +224,11 @@ def estimate_detail_normals(
     fade = np.clip(trust / 0.5, 0.0, 1.0)[:, None]
     tilt_obj = _tilt(result_height, object_tangents, layout) * fade
     normals = object_normals + tilt_obj
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-8)
+    normals = normalize_rows(normals)
     factors, shadings = [], []
     for ob in observations:
         nk = ob.normals + _tilt(result_height, ob.tangents, layout) * fade
-        nk /= np.maximum(np.linalg.norm(nk, axis=1, keepdims=True), 1e-8)
+        nk = normalize_rows(nk)
         b0 = shading_basis(ob.normals.astype(np.float32)) @ ob.sh.astype(np.float32)
         b1 = shading_basis(nk.astype(np.float32)) @ ob.sh.astype(np.float32)
         factors.append(np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4))
@@ -256,7 +257,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     n = flat.size
     # Unknown x = h / ell (ell: median tangent length per solve texel) keeps the system O(1).
     tangents0 = obs_maps[0][0].tangents
-    ell = float(np.median(np.linalg.norm(tangents0, axis=2))) * step
+    ell = float(np.median(np.concatenate([row_norm(tangents0[:, 0]), row_norm(tangents0[:, 1])]))) * step
     x = np.zeros(n)
     for _ in range(max(config.iterations, 1)):
         h_full = _upsample(x, flat, small, size) * ell if x.any() else None
@@ -269,7 +270,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
                 nk, sk = ob.normals, s0
             else:
                 nk = ob.normals + _tilt(h_full, ob.tangents, layout)
-                nk /= np.maximum(np.linalg.norm(nk, axis=1, keepdims=True), 1e-8)
+                nk = normalize_rows(nk)
                 sk = np.maximum(shading_basis(nk.astype(np.float32)) @ coef.astype(np.float32), 1e-4)
             grad = shading_gradient(nk, coef)
             q = np.einsum("nc,nkc->nk", grad, ob.tangents)  # dS along u, v per fine texel

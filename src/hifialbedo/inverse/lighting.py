@@ -19,6 +19,7 @@ from hifialbedo.inverse.cues import PhotoCues
 from hifialbedo.inverse.priors import AlbedoPriors, CueModel, MeanAlbedo, choose_mean_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, luminance
 from hifialbedo.ops.sh import shading_basis
+from hifialbedo.ops.vectors import row_max, row_norm
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def estimate_lighting(
     ``cue_model``: their calibration (None: the priors' own).
     """
     lum = luminance(colour)
-    usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (colour.max(axis=1) < 0.98)
+    usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (row_max(colour) < 0.98)
     idx = np.flatnonzero(usable)
     if idx.size < 50:
         raise ValueError("too few visible skin texels to estimate the lighting")
@@ -119,7 +120,7 @@ def estimate_lighting(
     sigma = _robust_sigma(skin_rel)
     chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
     skin_chroma = np.median(chroma[idx], axis=0).astype(np.float32)
-    d_chroma = np.sqrt(((chroma - skin_chroma) ** 2).sum(axis=1))
+    d_chroma = row_norm(chroma - skin_chroma)
     chroma_sigma = _robust_sigma(d_chroma[idx]) + 1e-3
 
     k = config.outlier_sigmas

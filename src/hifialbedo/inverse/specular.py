@@ -45,6 +45,7 @@ from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.brdf import blinn_phong, roughness_from_shininess
 from hifialbedo.ops.colour import LUMA_WEIGHTS
 from hifialbedo.ops.sh import directional_part
+from hifialbedo.ops.vectors import row_max
 
 REGIONS = ("forehead", "nose", "cheeks", "other")
 """Regions of the regional intensity, in order of precedence (``region_labels``)."""
@@ -166,7 +167,7 @@ def observation(
     direction, light_colour = directional_part(estimate.sh)
     apparent = estimate.shading * estimate.mean_albedo[None, :].astype(np.float32)  # a * S, (N, 3)
     s_lum = apparent @ LUMA_WEIGHTS.astype(np.float32)
-    usable = skin & (confidence >= config.min_confidence) & (s_lum > 1e-3) & (colour.max(axis=1) < 0.995)
+    usable = skin & (confidence >= config.min_confidence) & (s_lum > 1e-3) & (row_max(colour) < 0.995)
     idx = np.flatnonzero(usable)
     if idx.size > config.fit_texels:
         idx = np.sort(np.random.default_rng(0).choice(idx, config.fit_texels, replace=False))

@@ -42,6 +42,7 @@ from hifialbedo.mesh.geometry import FaceGeometry
 from hifialbedo.mesh.topology import load_face_topology
 from hifialbedo.ops import sh as sh_ops
 from hifialbedo.ops.colour import linear_to_srgb_uint8
+from hifialbedo.ops.vectors import normalize_rows
 from hifialbedo.render.image_raster import ImageRaster, paste_window
 from hifialbedo.render.unwrap import Unwrap
 from hifialbedo.render.uv_layout import UVLayout
@@ -309,7 +310,7 @@ def write_outputs(
             write_png(tmp / TEXTURE, rgba(rec.texture, face))
             write_png(tmp / CONFIDENCE, grey8(rec.confidence))
             n = layout.interpolate(rec.object_normals)
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
+            n = normalize_rows(n)
             write_png(tmp / NORMAL_COARSE, normal_rgba(layout, n, face))
             if rec.detail_normals is not None:
                 n = rec.detail_normals

@@ -36,6 +36,7 @@ import numpy as np
 from hifialbedo import __version__
 from hifialbedo.mesh.geometry import vertex_tangents
 from hifialbedo.mesh.topology import load_face_topology
+from hifialbedo.ops.vectors import cross_rows, normalize_rows, row_dot, row_norm
 from hifialbedo.render.uv_layout import UVLayout, uv_layout
 
 SKIN_ROUGHNESS = 0.5
@@ -71,15 +72,15 @@ def tangent_space_normal_map(
 
     def frame_axis(values: np.ndarray) -> np.ndarray:
         v = layout.interpolate(values).astype(np.float64)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return normalize_rows(v, 1e-12)
 
     t, b, n = frame_axis(t_v[:, :3]), frame_axis(b_v), frame_axis(n_v)
     target = layout.gather(np.asarray(object_normal_map, np.float64))
     # M^-1 = [b x n, n x t, t x b] (rows) / det(M), with det(M) = t . (b x n).
-    rows = np.stack([np.cross(b, n), np.cross(n, t), np.cross(t, b)], axis=1)  # (N, 3, 3)
-    det = np.einsum("ni,ni->n", t, rows[:, 0])
+    rows = np.stack([cross_rows(b, n), cross_rows(n, t), cross_rows(t, b)], axis=1)  # (N, 3, 3)
+    det = row_dot(t, rows[:, 0])
     local = np.einsum("nij,nj->ni", rows, target) / np.where(np.abs(det) > 1e-12, det, 1.0)[:, None]
-    length = np.linalg.norm(local, axis=1, keepdims=True)
+    length = row_norm(local)[:, None]
     local = np.where(length > 1e-9, local / np.maximum(length, 1e-12), [0.0, 0.0, 1.0])
     texture = layout.scatter(local.astype(np.float32), fill=0.0)
     texture[~layout.mask] = (0.0, 0.0, 1.0)

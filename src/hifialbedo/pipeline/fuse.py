@@ -24,6 +24,7 @@ from hifialbedo.mesh.geometry import vertex_normals
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.models.identity import SAME_PERSON_DISTANCE, odd_ones_out
 from hifialbedo.ops.brdf import roughness_from_shininess
+from hifialbedo.ops.vectors import normalize_rows
 from hifialbedo.pipeline.config import FusionConfig, ReconstructConfig
 from hifialbedo.pipeline.learned import learned_albedo
 from hifialbedo.pipeline.model_cache import Models
@@ -103,7 +104,7 @@ def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: n
         for r in results
     ]
     n0 = layout.interpolate(normals)
-    n0 /= np.maximum(np.linalg.norm(n0, axis=1, keepdims=True), 1e-8)
+    n0 = normalize_rows(n0)
     skin = layout.gather(uv_regions(layout.size)["skin"])
     return estimate_detail_normals(layout, obs, n0, texel_tangents(layout, verts, topo.faces, topo.uv), skin)
 

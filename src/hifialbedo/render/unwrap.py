@@ -14,6 +14,7 @@ import numpy as np
 
 from hifialbedo.mesh.geometry import FaceGeometry
 from hifialbedo.mesh.topology import load_face_topology
+from hifialbedo.ops.vectors import normalize_rows
 from hifialbedo.render.image_raster import ImageRaster
 from hifialbedo.render.uv_layout import UVLayout
 
@@ -42,7 +43,7 @@ def unwrap(image: np.ndarray, geometry: FaceGeometry, layout: UVLayout, raster: 
     xy = layout.interpolate(geometry.pixel_xy)  # (N, 2) continuous pixel coordinates
     depth = layout.interpolate(geometry.depth[:, None])[:, 0]
     normals = layout.interpolate(geometry.camera_normals)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-8)
+    normals = normalize_rows(normals)
 
     frags = raster.fragments
     wh, ww = frags.face_index.shape
