@@ -141,7 +141,7 @@ def test_identity_net_separates_people_and_keeps_mirrors_together():
         for img in (image, np.ascontiguousarray(image[:, ::-1])):
             lm = torch.from_numpy(detector.detect(img).landmarks).float()[None]
             with torch.no_grad():
-                descriptors.append(net(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0, lm)[0].numpy())
+                descriptors.append(net(torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255.0, lm)[0].numpy())
     d = pairwise_distances(np.array(descriptors))
     assert d[0, 1] < 0.3 and d[2, 3] < 0.3  # a face and its mirror image
     assert d[0, 2] > SAME_PERSON_DISTANCE and d[1, 3] > SAME_PERSON_DISTANCE

@@ -48,7 +48,9 @@ class TorchIdentity:
         self.net = net if net is not None else IdentityNet()
 
     def descriptor(self, image_rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(image_rgb8)).permute(2, 0, 1)[None].float() / 255.0
+        # A read-only photo (decoded images often are) is copied: torch warns on non-writable arrays.
+        pixels = image_rgb8 if image_rgb8.flags.writeable else image_rgb8.copy()
+        image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255.0
         marks = torch.from_numpy(np.asarray(landmarks, dtype=np.float32))[None]
         with torch.no_grad():
             return self.net(image, marks)[0].double().numpy()
