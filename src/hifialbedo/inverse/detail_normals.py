@@ -257,7 +257,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     n = flat.size
     # Unknown x = h / ell (ell: median tangent length per solve texel) keeps the system O(1).
     tangents0 = obs_maps[0][0].tangents
-    ell = float(np.median(np.concatenate([row_norm(tangents0[:, 0]), row_norm(tangents0[:, 1])]))) * step
+    ell = float(np.median(row_norm(tangents0.reshape(-1, 3)))) * step
     x = np.zeros(n)
     for _ in range(max(config.iterations, 1)):
         h_full = _upsample(x, flat, small, size) * ell if x.any() else None
