@@ -24,7 +24,7 @@ directions; their data terms simply add),
 with w_k = confidence x skin x a Cauchy weight on b_k (strong, sharp changes such as
 eyebrows, glasses frames or lip edges are albedo, not small-angle shading). The last
 term keeps h high-pass too (it decays over ``highpass_sigma``); the tilt term keeps n
-close to n0. One sparse SPD solve (conjugate gradients) per Gauss-Newton step; the
+close to n0. One sparse SPD solve (direct, ``ops.grid_solve``) per Gauss-Newton step; the
 light and A are fixed. The solve runs on a grid of at most ``solve_size`` texels (a photo
 rarely resolves more) and h is upsampled. Texels without trusted data (mirrored or
 inpainted, hidden, not skin) get h from their neighbours through the smoothness term,
@@ -43,10 +43,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import spsolve
 
 from hifialbedo.ops.colour import LUMA_WEIGHTS
-from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_basis
+from hifialbedo.ops.grid_solve import nested_dissection_order, solve_grid_spd
+from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_rows
 from hifialbedo.ops.vectors import normalize_rows, row_dot, row_norm
 
 
@@ -150,19 +150,52 @@ def _differences(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix
     return mats[0], mats[1], flat
 
 
+def _grid_system(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """``_differences(mask)`` and the nested-dissection order of its texels, kept per mask
+    (the face mask of a solve grid is the same in every run)."""
+    key = (mask.shape, mask.tobytes())
+    if key not in _GRID_SYSTEMS:
+        du, dv, flat = _differences(mask)
+        rows, cols = np.divmod(flat, mask.shape[1])
+        _GRID_SYSTEMS.clear()  # one solve grid per process in practice; keep memory flat
+        _GRID_SYSTEMS[key] = (du, dv, flat, nested_dissection_order(rows, cols))
+    return _GRID_SYSTEMS[key]
+
+
+_GRID_SYSTEMS: dict = {}
+
+
 def _tilt(height_map: np.ndarray, tangents: np.ndarray, layout) -> np.ndarray:
     """-grad_s h ``(N, 3)`` at the layout's texels (central differences of a map ``(S, S)``)."""
+    return _tilt_dual(height_map, dual_tangents(tangents), layout)
+
+
+def _tilt_dual(height_map: np.ndarray, dual: np.ndarray, layout) -> np.ndarray:
+    """``_tilt`` with the tangents' duals ``(2, 3, N)`` (``dual_tangents``) given."""
     h_v, h_u = np.gradient(height_map)
-    g = np.stack([h_u[layout.rows, layout.cols], h_v[layout.rows, layout.cols]], axis=1).astype(np.float32)
-    return -np.einsum("nk,nkc->nc", _gram_solve(tangents, g), tangents)
+    g_u, g_v = h_u[layout.rows, layout.cols], h_v[layout.rows, layout.cols]
+    tilt = np.empty((g_u.size, 3), np.float32)
+    for c in range(3):
+        tilt[:, c] = -(g_u * dual[0, c] + g_v * dual[1, c])
+    return tilt
 
 
-def _gram_solve(tangents: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """G^-1 g per texel for the tangents' Gram matrix G ``(N, 2, 2)``."""
-    tu, tv = tangents[:, 0], tangents[:, 1]
-    a, b, d = row_dot(tu, tu), row_dot(tu, tv), row_dot(tv, tv)
+def dual_tangents(tangents: np.ndarray) -> np.ndarray:
+    """D = [T_u T_v] G^-1 per texel, G the tangents' Gram matrix ``(2, 2)``, as float32
+    ``(2, 3, N)`` (D_u, D_v by component: contiguous rows for the per-texel products): the
+    surface gradient of a height field is grad_s h = D_u dh/du + D_v dh/dv, and
+    G^-1 [T_u T_v]^T g = D^T g for any vector g (G is symmetric). ``tangents`` ``(N, 2, 3)``."""
+    t = np.ascontiguousarray(np.moveaxis(np.asarray(tangents, np.float32), 0, -1))  # (2, 3, N)
+    a = t[0, 0] * t[0, 0] + t[0, 1] * t[0, 1] + t[0, 2] * t[0, 2]
+    b = t[0, 0] * t[1, 0] + t[0, 1] * t[1, 1] + t[0, 2] * t[1, 2]
+    d = t[1, 0] * t[1, 0] + t[1, 1] * t[1, 1] + t[1, 2] * t[1, 2]
     det = np.maximum(a * d - b * b, 1e-20)
-    return np.stack([(d * g[:, 0] - b * g[:, 1]) / det, (a * g[:, 1] - b * g[:, 0]) / det], axis=1)
+    a, b, d = a / det, b / det, d / det
+    dual = np.empty_like(t)
+    for c in range(3):
+        dual[0, c] = d * t[0, c] - b * t[1, c]
+        dual[1, c] = a * t[1, c] - b * t[0, c]
+    return dual
 
 
 def estimate_detail_normals(
@@ -192,10 +225,11 @@ def estimate_detail_normals(
 
     # Per photo, on the full grid: observation b, data weight w, linear map a = (a_u, a_v).
     obs_maps, trust = [], np.zeros(n_tex, np.float32)
-    for ob in observations:
+    duals = [dual_tangents(ob.tangents) for ob in observations]
+    for ob, dual in zip(observations, duals):
         n0 = ob.normals.astype(np.float32)
         coef = ob.sh.astype(np.float64) @ LUMA_WEIGHTS
-        s0 = np.maximum(shading_basis(n0) @ coef.astype(np.float32), 1e-4)
+        s0 = np.maximum(shading_rows(n0, coef), 1e-4)
         lum = np.maximum(ob.colour.astype(np.float32) @ luma, 1e-4)
         conf = np.where(ob.confidence >= config.min_confidence, ob.confidence, 0.0).astype(np.float32)
         trust = np.maximum(trust, conf)
@@ -214,7 +248,7 @@ def estimate_detail_normals(
         spread = 1.4826 * np.median(np.abs(b[sel] - np.median(b[sel]))) + 1e-4
         width = max(config.robust_sigmas * spread, config.min_robust_width)
         w = w / (1.0 + (b / width) ** 2)
-        obs_maps.append((ob, coef, s0, b, w))
+        obs_maps.append((ob, dual, coef, s0, b, w))
 
     result_height = np.zeros((size, size), np.float32)
     if obs_maps:
@@ -226,11 +260,11 @@ def estimate_detail_normals(
     normals = object_normals + tilt_obj
     normals = normalize_rows(normals)
     factors, shadings = [], []
-    for ob in observations:
-        nk = ob.normals + _tilt(result_height, ob.tangents, layout) * fade
+    for ob, dual in zip(observations, duals):
+        nk = ob.normals + _tilt_dual(result_height, dual, layout) * fade
         nk = normalize_rows(nk)
-        b0 = shading_basis(ob.normals.astype(np.float32)) @ ob.sh.astype(np.float32)
-        b1 = shading_basis(nk.astype(np.float32)) @ ob.sh.astype(np.float32)
+        b0 = shading_rows(ob.normals, ob.sh)
+        b1 = shading_rows(nk, ob.sh)
         factors.append(np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4))
         shadings.append(b1)
     return DetailResult(
@@ -253,7 +287,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
 
     face_s = face if small == size else cv2.resize(face, (small, small), interpolation=cv2.INTER_AREA)
     mask = face_s > 0.5
-    du, dv, flat = _differences(mask)
+    du, dv, flat, order = _grid_system(mask)
     n = flat.size
     # Unknown x = h / ell (ell: median tangent length per solve texel) keeps the system O(1).
     tangents0 = obs_maps[0][0].tangents
@@ -265,19 +299,21 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         rhs = np.zeros(n)
         data_scale = []
         terms = []
-        for ob, coef, s0, b, w in obs_maps:
+        for ob, dual, coef, s0, b, w in obs_maps:
             if h_full is None:
                 nk, sk = ob.normals, s0
             else:
-                nk = ob.normals + _tilt(h_full, ob.tangents, layout)
+                nk = ob.normals + _tilt_dual(h_full, dual, layout)
                 nk = normalize_rows(nk)
-                sk = np.maximum(shading_basis(nk.astype(np.float32)) @ coef.astype(np.float32), 1e-4)
+                sk = np.maximum(shading_rows(nk, coef), 1e-4)
             grad = shading_gradient(nk, coef)
-            q = np.einsum("nc,nkc->nk", grad, ob.tangents)  # dS along u, v per fine texel
-            a = -_gram_solve(ob.tangents, q) / sk[:, None]  # d log S / d (grad h), per head unit
+            # d log S / d (grad h) per head unit: G^-1 [T_u T_v]^T grad S / S = D^T grad S / S.
+            g = [np.ascontiguousarray(grad[:, c]) for c in range(3)]
+            a_u = -(dual[0, 0] * g[0] + dual[0, 1] * g[1] + dual[0, 2] * g[2]) / sk
+            a_v = -(dual[1, 0] * g[0] + dual[1, 1] * g[1] + dual[1, 2] * g[2]) / sk
             # Residual after the current height, re-linearised at n_k (Gauss-Newton).
             resid = b - (np.log(sk) - np.log(s0))
-            a_s = np.stack([down(a[:, 0]), down(a[:, 1])], axis=-1).reshape(-1, 2)[flat] * ell
+            a_s = np.stack([down(a_u).reshape(-1)[flat], down(a_v).reshape(-1)[flat]], axis=1) * ell
             w_s = down(w).reshape(-1)[flat]
             r_s = down(resid).reshape(-1)[flat]
             terms.append((a_s, w_s, r_s))
@@ -290,9 +326,10 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
         mu = lam / (sigma_hp / step) ** 2
         lhs = (lhs + lam * (du.T @ du + dv.T @ dv) + mu * sparse.identity(n)).tocsr()
-        # A direct sparse solve: the system is a 2-D screened Poisson-like band matrix, on which
-        # SuperLU takes a fraction of the time Jacobi-preconditioned CG needs (150+ iterations).
-        x = spsolve(lhs.tocsc(), rhs)
+        # A direct sparse solve in nested-dissection order (ops.grid_solve): the system is a
+        # 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs 150+
+        # iterations and smoothed-aggregation AMG about 80 (the data term is anisotropic).
+        x = solve_grid_spd(lhs, rhs, order)
     return (_upsample(x, flat, small, size) * ell).astype(np.float32)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from hifialbedo.inverse.cues import PhotoCues
 from hifialbedo.inverse.priors import AlbedoPriors, CueModel, MeanAlbedo, choose_mean_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, luminance
-from hifialbedo.ops.sh import shading_basis
+from hifialbedo.ops.sh import shading_basis, shading_rows
 from hifialbedo.ops.vectors import row_max, row_norm
 
 
@@ -111,8 +111,7 @@ def estimate_lighting(
     apparent = np.stack([_weighted_ridge(basis, colour[idx, c].astype(np.float64), w, config.ridge) for c in range(3)], axis=1)
 
     # Full resolution in float32: these few passes over every texel dominate the cost.
-    all_basis = shading_basis(normals.astype(np.float32, copy=False))
-    s_all = np.maximum(all_basis @ apparent.astype(np.float32), np.float32(1e-4))  # (N, 3) apparent shading = a * S
+    s_all = np.maximum(shading_rows(normals, apparent), np.float32(1e-4))  # (N, 3) apparent shading = a * S
     relative = colour / s_all  # ~1 on average skin
     rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
     skin_rel = rel_lum[idx]

@@ -27,6 +27,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,8 @@ import numpy as np
 
 from hifialbedo import __version__
 from hifialbedo.inverse.lighting import LightingEstimate
-from hifialbedo.io.gltf import SKIN_ROUGHNESS, write_face_glb
-from hifialbedo.io.images import Photo, write_png
+from hifialbedo.io.gltf import SKIN_ROUGHNESS, face_normal_texture, packed_metallic_roughness, write_glb
+from hifialbedo.io.images import Photo, encode_png, write_png
 from hifialbedo.io.output import atomic_output_dir, write_json, write_obj
 from hifialbedo.mesh.geometry import FaceGeometry
 from hifialbedo.mesh.topology import load_face_topology
@@ -284,6 +285,15 @@ def report_json(rec: Reconstruction, extra_report: dict | None = None, out_dir: 
 # --------------------------------------------------------------------------- the writer
 
 
+def encoder_threads() -> int:
+    """Threads that encode the PNGs: the CPUs this process may run on, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
 def write_outputs(
     rec: Reconstruction,
     out_dir: Path,
@@ -303,36 +313,55 @@ def write_outputs(
     face = layout.mask.astype(np.float32)
     topo = load_face_topology()
     timer = rec.timer
-    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, ThreadPoolExecutor(encoder_threads()) as pool:
+        # Every PNG is made and encoded on the pool (OpenCV and NumPy release the GIL) while
+        # this thread builds the next map; the files are written once all are encoded.
+        encoded: dict[Path, Future[bytes]] = {}
+
+        def png(path: Path, make: Callable[[], np.ndarray]) -> None:
+            encoded[path] = pool.submit(lambda: encode_png(make()))
+
         with timer.timing("write"):
             albedo_rgba = rgba(rec.albedo, face)
-            write_png(tmp / ALBEDO, albedo_rgba)
-            write_png(tmp / TEXTURE, rgba(rec.texture, face))
-            write_png(tmp / CONFIDENCE, grey8(rec.confidence))
-            n = layout.interpolate(rec.object_normals)
-            n = normalize_rows(n)
-            write_png(tmp / NORMAL_COARSE, normal_rgba(layout, n, face))
-            if rec.detail_normals is not None:
-                n = rec.detail_normals
-            write_png(tmp / NORMAL, normal_rgba(layout, n, face))
-            write_obj(tmp / MESH, rec.object_vertices, rec.object_normals, topo.uv, topo.faces, ALBEDO)
-            # glTF wants a tangent-space normal map: converted from the float object-space one.
-            object_normal_map = layout.scatter(n, fill=0.0)
-            roughness = SKIN_ROUGHNESS if rec.roughness is None else rec.roughness
-            write_face_glb(tmp / FACE_GLB, rec.object_vertices, rec.object_normals, albedo_rgba, object_normal_map=object_normal_map, roughness=roughness)
+            png(tmp / ALBEDO, lambda: albedo_rgba)
+            glb_albedo = pool.submit(encode_png, albedo_rgba[..., :3])
+            png(tmp / TEXTURE, lambda: rgba(rec.texture, face))
+            png(tmp / CONFIDENCE, lambda: grey8(rec.confidence))
+            coarse = normalize_rows(layout.interpolate(rec.object_normals))
+            png(tmp / NORMAL_COARSE, lambda: normal_rgba(layout, coarse, face))
+            n = coarse if rec.detail_normals is None else rec.detail_normals
+            png(tmp / NORMAL, lambda: normal_rgba(layout, n, face))
             if rec.specular is not None and rec.roughness is not None:
                 # 8-bit grey, linear: value / 255 = intensity (clipped to SPECULAR_MAX = 1) and roughness.
-                write_png(tmp / SPECULAR, grey8(rec.specular))
-                write_png(tmp / ROUGHNESS, grey8(rec.roughness))
+                png(tmp / SPECULAR, lambda: grey8(rec.specular))
+                png(tmp / ROUGHNESS, lambda: grey8(rec.roughness))
+            roughness = SKIN_ROUGHNESS if rec.roughness is None else rec.roughness
+            glb_roughness = roughness if np.ndim(roughness) == 0 else pool.submit(lambda: encode_png(packed_metallic_roughness(np.asarray(roughness))))
+            write_obj(tmp / MESH, rec.object_vertices, rec.object_normals, topo.uv, topo.faces, ALBEDO)
+            # glTF wants a tangent-space normal map: converted from the float object-space one.
+            tangents, normal_texture = face_normal_texture(rec.object_vertices, rec.object_normals, layout.scatter(n, fill=0.0))
+            glb_normal = pool.submit(encode_png, normal_texture)
         for r in rec.results:
             with timer.timing("views"):
                 views = view_images(r, rec.albedo)
-            with timer.timing("write"):
-                vdir = tmp / VIEWS / r.name
-                vdir.mkdir(parents=True)
-                for key, img in views.items():
-                    write_png(vdir / f"{key}.png", img)
+            vdir = tmp / VIEWS / r.name
+            vdir.mkdir(parents=True)
+            for key, img in views.items():
+                png(vdir / f"{key}.png", lambda img=img: img)
         with timer.timing("write"):
+            write_glb(
+                tmp / FACE_GLB,
+                rec.object_vertices,
+                rec.object_normals,
+                topo.uv,
+                topo.faces,
+                glb_albedo.result(),
+                tangents=tangents,
+                normal_texture=glb_normal.result(),
+                roughness=glb_roughness.result() if isinstance(glb_roughness, Future) else glb_roughness,
+            )
+            for path, data in encoded.items():
+                write_png(path, data.result())
             write_json(tmp / LIGHTING, lighting_json(rec, out_dir))
             report = report_json(rec, extra_report, out_dir)
         report["timings_s"] = {k: round(v, 4) for k, v in timer.stages.items()}

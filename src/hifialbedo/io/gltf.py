@@ -30,10 +30,10 @@ import json
 import struct
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from hifialbedo import __version__
+from hifialbedo.io.images import encode_png
 from hifialbedo.mesh.geometry import vertex_tangents
 from hifialbedo.mesh.topology import load_face_topology
 from hifialbedo.ops.vectors import cross_rows, normalize_rows, row_dot, row_norm
@@ -70,18 +70,22 @@ def tangent_space_normal_map(
     t_v = np.asarray(vertex_tangents, np.float64)
     b_v = np.cross(n_v, t_v[:, :3]) * t_v[:, 3:4]
 
+    # Float32 (an 8-bit texture is the result), one column at a time (ops.vectors).
     def frame_axis(values: np.ndarray) -> np.ndarray:
-        v = layout.interpolate(values).astype(np.float64)
-        return normalize_rows(v, 1e-12)
+        return normalize_rows(layout.interpolate(values), 1e-12)
 
     t, b, n = frame_axis(t_v[:, :3]), frame_axis(b_v), frame_axis(n_v)
-    target = layout.gather(np.asarray(object_normal_map, np.float64))
+    target = layout.gather(np.asarray(object_normal_map, np.float32))
     # M^-1 = [b x n, n x t, t x b] (rows) / det(M), with det(M) = t . (b x n).
-    rows = np.stack([cross_rows(b, n), cross_rows(n, t), cross_rows(t, b)], axis=1)  # (N, 3, 3)
-    det = row_dot(t, rows[:, 0])
-    local = np.einsum("nij,nj->ni", rows, target) / np.where(np.abs(det) > 1e-12, det, 1.0)[:, None]
+    b_n = cross_rows(b, n)
+    det = row_dot(t, b_n)
+    local = np.empty(target.shape, np.float32)
+    local[:, 0] = row_dot(b_n, target)
+    local[:, 1] = row_dot(cross_rows(n, t), target)
+    local[:, 2] = row_dot(cross_rows(t, b), target)
+    local /= np.where(np.abs(det) > 1e-12, det, 1.0)[:, None]
     length = row_norm(local)[:, None]
-    local = np.where(length > 1e-9, local / np.maximum(length, 1e-12), [0.0, 0.0, 1.0])
+    local = np.where(length > 1e-9, local / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0], np.float32))
     texture = layout.scatter(local.astype(np.float32), fill=0.0)
     texture[~layout.mask] = (0.0, 0.0, 1.0)
     return encode_unit_vectors(texture)
@@ -89,7 +93,7 @@ def tangent_space_normal_map(
 
 def encode_unit_vectors(vectors: np.ndarray) -> np.ndarray:
     """Unit vectors ``(..., 3)`` in [-1, 1] -> uint8 ``round((v + 1) / 2 * 255)`` (glTF normal textures)."""
-    return np.clip(np.round((np.asarray(vectors, np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.clip(np.round((np.asarray(vectors, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def write_face_glb(
@@ -112,9 +116,7 @@ def write_face_glb(
     topo = load_face_topology()
     tangents = normal_texture = None
     if object_normal_map is not None:
-        tangents = vertex_tangents(vertices, normals, topo.uv, topo.faces)
-        layout = uv_layout(object_normal_map.shape[0])
-        normal_texture = tangent_space_normal_map(object_normal_map, layout, normals, tangents)
+        tangents, normal_texture = face_normal_texture(vertices, normals, object_normal_map)
     write_glb(
         path,
         vertices,
@@ -128,17 +130,27 @@ def write_face_glb(
     )
 
 
+def face_normal_texture(vertices: np.ndarray, normals: np.ndarray, object_normal_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face mesh's ``TANGENT`` attribute ``(468, 4)`` and the tangent-space normal texture
+    ``(S, S, 3)`` uint8 of an object-space normal map ``(S, S, 3)`` over ``uv_layout(S)``
+    (what ``write_face_glb`` embeds; ``tangent_space_normal_map``)."""
+    topo = load_face_topology()
+    tangents = vertex_tangents(vertices, normals, topo.uv, topo.faces)
+    layout = uv_layout(object_normal_map.shape[0])
+    return tangents, tangent_space_normal_map(object_normal_map, layout, normals, tangents)
+
+
 def write_glb(
     path: Path,
     vertices: np.ndarray,
     normals: np.ndarray,
     uv: np.ndarray,
     faces: np.ndarray,
-    base_colour: np.ndarray,
+    base_colour: np.ndarray | bytes,
     *,
     tangents: np.ndarray | None = None,
-    normal_texture: np.ndarray | None = None,
-    roughness: float | np.ndarray = SKIN_ROUGHNESS,
+    normal_texture: np.ndarray | bytes | None = None,
+    roughness: float | np.ndarray | bytes = SKIN_ROUGHNESS,
     name: str = "face",
 ) -> None:
     """Write a UV-textured triangle mesh with a PBR metallic-roughness material as glTF 2.0 binary.
@@ -150,7 +162,10 @@ def write_glb(
     - ``normal_texture`` ``(H', W', 3)`` uint8, tangent space, OpenGL convention
       (``tangent_space_normal_map``); without ``tangents`` a renderer computes MikkTSpace ones.
     - ``roughness``: a float in [0, 1] (``roughnessFactor``), or a map ``(H'', W'')`` float in
-      [0, 1] or uint8, packed into the G channel of a ``metallicRoughnessTexture``.
+      [0, 1] or uint8, packed into the G channel of a ``metallicRoughnessTexture``
+      (``packed_metallic_roughness``).
+    - Each texture may also come as its PNG bytes, already encoded (``io.images.encode_png``
+      of the array described; not checked here), so that they can be encoded in parallel.
     ``metallicFactor`` is 0. Raises ``ValueError`` on bad shapes, types or ranges.
     """
     vertices = _float_array("vertices", vertices, (None, 3))
@@ -166,7 +181,8 @@ def write_glb(
         raise ValueError(f"faces must be a non-empty integer (F, 3) array, got {faces.dtype} {faces.shape}")
     if faces.min() < 0 or faces.max() >= n_vertices:
         raise ValueError(f"faces index vertices 0..{n_vertices - 1}, got {faces.min()}..{faces.max()}")
-    _check_image("base_colour", base_colour, channels=3)
+    if not isinstance(base_colour, bytes):
+        _check_image("base_colour", base_colour, channels=3)
 
     blob = bytearray()
     views: list[dict] = []
@@ -213,25 +229,27 @@ def write_glb(
 
     images: list[dict] = []
 
-    def texture(rgb: np.ndarray) -> dict:
-        ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError("could not encode a texture as PNG")
-        images.append({"bufferView": view(png.tobytes()), "mimeType": "image/png"})
+    def texture(rgb: np.ndarray | bytes) -> dict:
+        png = rgb if isinstance(rgb, bytes) else encode_png(rgb)
+        images.append({"bufferView": view(png), "mimeType": "image/png"})
         return {"index": len(images) - 1}
 
     pbr: dict = {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "baseColorTexture": texture(base_colour), "metallicFactor": 0.0}
-    if np.ndim(roughness) == 0:
+    if isinstance(roughness, bytes):
+        pbr["roughnessFactor"] = 1.0
+        pbr["metallicRoughnessTexture"] = texture(roughness)
+    elif np.ndim(roughness) == 0:
         r = float(roughness)
         if not 0.0 <= r <= 1.0:
             raise ValueError(f"roughness must be in [0, 1], got {r}")
         pbr["roughnessFactor"] = r
     else:
         pbr["roughnessFactor"] = 1.0
-        pbr["metallicRoughnessTexture"] = texture(_packed_metallic_roughness(np.asarray(roughness)))
+        pbr["metallicRoughnessTexture"] = texture(packed_metallic_roughness(np.asarray(roughness)))
     material: dict = {"name": f"{name}_albedo", "pbrMetallicRoughness": pbr, "alphaMode": "OPAQUE", "doubleSided": False}
     if normal_texture is not None:
-        _check_image("normal_texture", normal_texture, channels=3)
+        if not isinstance(normal_texture, bytes):
+            _check_image("normal_texture", normal_texture, channels=3)
         material["normalTexture"] = texture(normal_texture) | {"scale": 1.0}
 
     gltf = {
@@ -272,7 +290,7 @@ def glb_container(json_chunk: bytes, bin_chunk: bytes) -> bytes:
     )
 
 
-def _packed_metallic_roughness(roughness: np.ndarray) -> np.ndarray:
+def packed_metallic_roughness(roughness: np.ndarray) -> np.ndarray:
     """A roughness map ``(H, W)`` (float in [0, 1] or uint8) -> glTF's packed RGB uint8:
     R = 255 (unused), G = roughness, B = metallic = 0."""
     if roughness.ndim != 2 or min(roughness.shape) == 0:

@@ -176,15 +176,27 @@ def _read_png16(path: Path, notes: list[str]) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8/uint16 as PNG (fast compression)."""
+def encode_png(image: np.ndarray) -> bytes:
+    """``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8/uint16 -> PNG bytes (fast
+    compression). OpenCV releases the GIL while it encodes: several threads encode in parallel."""
+    image = np.ascontiguousarray(image)
     if image.ndim == 3:
         code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         image = cv2.cvtColor(image, code)
-    # Encoded in memory, written by Python: a full disk is an OSError with its errno, and
-    # libpng prints nothing of its own.
     ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
-        raise ValueError(f"{path}: could not encode PNG")
+        raise ValueError(f"could not encode a {image.dtype} {image.shape} image as PNG")
+    return data.tobytes()
+
+
+def write_png(path: Path, image: np.ndarray | bytes) -> None:
+    """Write ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8/uint16 as PNG (fast
+    compression), or PNG bytes already encoded (``encode_png``)."""
+    # Encoded in memory, written by Python: a full disk is an OSError with its errno, and
+    # libpng prints nothing of its own.
+    try:
+        data = image if isinstance(image, bytes) else encode_png(image)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     with open(path, "wb") as f:
-        f.write(data.tobytes())
+        f.write(data)
