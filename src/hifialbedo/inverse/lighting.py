@@ -69,7 +69,27 @@ def _robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - med))) + 1e-6
 
 
-def estimate_lighting(
+@dataclass(frozen=True)
+class LightFit:
+    """The light fitted to one photo and the mean skin albedo the priors chose, before the
+    per-texel division (``apply_lighting``): what a refit needs, computed on the sampled
+    skin texels only. The statistics of the relative colour over those texels are kept so
+    that ``apply_lighting`` flags outliers as ``estimate_lighting`` always has."""
+
+    sh: np.ndarray  # (9, 3) radiance SH coefficients, linear RGB, camera frame: the light L
+    apparent: np.ndarray  # (9, 3) the apparent light a * L that was fitted
+    mean_albedo: np.ndarray  # (3,) a
+    prior: MeanAlbedo | None
+    fit_index: np.ndarray  # (M,) the sampled skin texels
+    relative_median: float  # median relative luminance I / (a S) over them
+    relative_sigma: float  # its robust sigma (LightingEstimate.fit_residual)
+    skin_chroma: np.ndarray  # (3,) their median chromaticity
+    chroma_sigma: float
+    shading_median: float  # median apparent shading luminance over them
+    outlier_sigmas: float  # LightingConfig.outlier_sigmas
+
+
+def fit_lighting(
     colour: np.ndarray,
     normals: np.ndarray,
     confidence: np.ndarray,
@@ -78,14 +98,9 @@ def estimate_lighting(
     config: LightingConfig = LightingConfig(),
     cues: PhotoCues | None = None,
     cue_model: CueModel | None = None,
-) -> LightingEstimate:
-    """Fit SH light and divide it out.
-
-    colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
-    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``cues``: the photo's scene
-    and eye whites (``inverse.cues``), references for the mean skin albedo (``inverse.priors``);
-    ``cue_model``: their calibration (None: the priors' own).
-    """
+) -> LightFit:
+    """The light and mean albedo of ``estimate_lighting`` (same arguments), without the
+    per-texel division; raises ``ValueError`` when too few skin texels are visible."""
     lum = luminance(colour)
     usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (row_max(colour) < 0.98)
     idx = np.flatnonzero(usable)
@@ -110,47 +125,86 @@ def estimate_lighting(
     # (warm key, cool fill) while the grey fit chose which texels to trust.
     apparent = np.stack([_weighted_ridge(basis, colour[idx, c].astype(np.float64), w, config.ridge) for c in range(3)], axis=1)
 
-    # Full resolution in float32: these few passes over every texel dominate the cost.
-    s_all = np.maximum(shading_rows(normals, apparent), np.float32(1e-4))  # (N, 3) apparent shading = a * S
-    relative = colour / s_all  # ~1 on average skin
+    # The sampled texels' relative colour, in float32 as the per-texel division computes it.
+    s_fit = np.maximum(shading_rows(normals[idx], apparent), np.float32(1e-4))  # (M, 3) apparent shading = a * S
+    relative = colour[idx] / s_fit
     rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
-    skin_rel = rel_lum[idx]
-    med = float(np.median(skin_rel))
-    sigma = _robust_sigma(skin_rel)
     chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
-    skin_chroma = np.median(chroma[idx], axis=0).astype(np.float32)
-    d_chroma = row_norm(chroma - skin_chroma)
-    chroma_sigma = _robust_sigma(d_chroma[idx]) + 1e-3
-
-    k = config.outlier_sigmas
-    excess_lum = np.maximum(np.abs(rel_lum - med) / sigma - k, 0.0)
-    excess_chroma = np.maximum(d_chroma / chroma_sigma - 2 * k, 0.0)
-    # Colour outliers only count on skin: lips, brows and eyes differ by nature.
-    outlier_weight = np.exp(-0.5 * (excess_lum**2 + skin * excess_chroma**2))
-    s_lum = s_all @ LUMA_WEIGHTS.astype(np.float32)
-    shading_ok = np.clip(s_lum / (0.15 * np.median(s_lum[idx])), 0.0, 1.0)
-    new_conf = (confidence * outlier_weight * shading_ok).astype(np.float32)
+    skin_chroma = np.median(chroma, axis=0).astype(np.float32)
+    s_lum = s_fit @ LUMA_WEIGHTS.astype(np.float32)
 
     # What the photo shows of the skin: its mean colour under the fitted light, and at its
     # brightest shading; the priors choose the albedo that mean stands for.
-    median_relative = np.median(relative[idx], axis=0).astype(np.float64)
-    observed = s_all[idx].mean(axis=0).astype(np.float64) * median_relative
-    peak = float(np.percentile(s_all[idx] @ LUMA_WEIGHTS.astype(np.float32), 95)) * float(median_relative @ LUMA_WEIGHTS)
+    median_relative = np.median(relative, axis=0).astype(np.float64)
+    observed = s_fit.mean(axis=0).astype(np.float64) * median_relative
+    peak = float(np.percentile(s_lum, 95)) * float(median_relative @ LUMA_WEIGHTS)
     prior = choose_mean_albedo(observed, peak, cues, config.priors, model=cue_model)
     a = prior.albedo / np.maximum(median_relative, 1e-6)
-    light = apparent / a[None, :]
-    a32 = a.astype(np.float32)
-    shading = s_all / a32
-    albedo = np.clip(relative * a32, 0.0, 1.0)
+    return LightFit(
+        sh=apparent / a[None, :],
+        apparent=apparent,
+        mean_albedo=a,
+        prior=prior,
+        fit_index=idx,
+        relative_median=float(np.median(rel_lum)),
+        relative_sigma=_robust_sigma(rel_lum),
+        skin_chroma=skin_chroma,
+        chroma_sigma=_robust_sigma(row_norm(chroma - skin_chroma)) + 1e-3,
+        shading_median=float(np.median(s_lum)),
+        outlier_sigmas=config.outlier_sigmas,
+    )
+
+
+def apply_lighting(fit: LightFit, colour: np.ndarray, normals: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> LightingEstimate:
+    """Divide a fitted light out of every texel (the arrays as in ``estimate_lighting``, the
+    ones ``fit`` was fitted on): albedo, shading and the confidence lowered at outliers."""
+    # Full resolution in float32: these few passes over every texel dominate the cost.
+    s_all = np.maximum(shading_rows(normals, fit.apparent), np.float32(1e-4))  # (N, 3) apparent shading = a * S
+    relative = colour / s_all  # ~1 on average skin
+    rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
+    chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
+    d_chroma = row_norm(chroma - fit.skin_chroma)
+
+    k = fit.outlier_sigmas
+    excess_lum = np.maximum(np.abs(rel_lum - fit.relative_median) / fit.relative_sigma - k, 0.0)
+    excess_chroma = np.maximum(d_chroma / fit.chroma_sigma - 2 * k, 0.0)
+    # Colour outliers only count on skin: lips, brows and eyes differ by nature.
+    outlier_weight = np.exp(-0.5 * (excess_lum**2 + skin * excess_chroma**2))
+    s_lum = s_all @ LUMA_WEIGHTS.astype(np.float32)
+    shading_ok = np.clip(s_lum / (0.15 * fit.shading_median), 0.0, 1.0)
+    new_conf = (confidence * outlier_weight * shading_ok).astype(np.float32)
+
+    a32 = fit.mean_albedo.astype(np.float32)
     skin_all = skin & (confidence > 0)
     flagged = skin_all & (outlier_weight < 0.5)
     return LightingEstimate(
-        sh=light,
-        albedo=albedo,
-        shading=shading,
+        sh=fit.sh,
+        albedo=np.clip(relative * a32, 0.0, 1.0),
+        shading=s_all / a32,
         confidence=new_conf,
-        mean_albedo=a,
-        fit_residual=sigma,
+        mean_albedo=fit.mean_albedo,
+        fit_residual=fit.relative_sigma,
         outlier_fraction=float(flagged.sum() / max(skin_all.sum(), 1)),
-        prior=prior,
+        prior=fit.prior,
     )
+
+
+def estimate_lighting(
+    colour: np.ndarray,
+    normals: np.ndarray,
+    confidence: np.ndarray,
+    skin: np.ndarray,
+    *,
+    config: LightingConfig = LightingConfig(),
+    cues: PhotoCues | None = None,
+    cue_model: CueModel | None = None,
+) -> LightingEstimate:
+    """Fit SH light and divide it out (``fit_lighting``, then ``apply_lighting``).
+
+    colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
+    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``cues``: the photo's scene
+    and eye whites (``inverse.cues``), references for the mean skin albedo (``inverse.priors``);
+    ``cue_model``: their calibration (None: the priors' own).
+    """
+    fit = fit_lighting(colour, normals, confidence, skin, config=config, cues=cues, cue_model=cue_model)
+    return apply_lighting(fit, colour, normals, confidence, skin)

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from hifialbedo.inverse.lighting import LightingEstimate
+from hifialbedo.inverse.lighting import LightFit, LightingEstimate, apply_lighting
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.brdf import blinn_phong, roughness_from_shininess
 from hifialbedo.ops.colour import LUMA_WEIGHTS
-from hifialbedo.ops.sh import directional_part
+from hifialbedo.ops.sh import directional_part, shading_rows
 from hifialbedo.ops.vectors import row_max
 
 REGIONS = ("forehead", "nose", "cheeks", "other")
@@ -156,17 +156,19 @@ def observation(
     normals: np.ndarray,
     confidence: np.ndarray,
     skin: np.ndarray,
-    estimate: LightingEstimate,
+    estimate: LightingEstimate | LightFit,
     regions: np.ndarray,
     *,
     config: SpecularConfig = SpecularConfig(),
 ) -> SpecularObservation:
     """One photo's fit data. colour ``(N, 3)`` linear RGB (the unwrap), normals ``(N, 3)`` unit
     camera frame, confidence ``(N,)`` the *unwrap* confidence (the lighting's lowers it at the
-    highlights we want), skin ``(N,)`` bool, regions ``(N,)`` int (``region_labels`` gathered)."""
+    highlights we want), skin ``(N,)`` bool, regions ``(N,)`` int (``region_labels`` gathered);
+    ``estimate`` the light L and mean skin albedo a (a ``LightingEstimate`` or a ``LightFit``)."""
     direction, light_colour = directional_part(estimate.sh)
-    apparent = estimate.shading * estimate.mean_albedo[None, :].astype(np.float32)  # a * S, (N, 3)
-    s_lum = apparent @ LUMA_WEIGHTS.astype(np.float32)
+    # lum(a S) per texel: the apparent light's luminance shading (one channel, not three).
+    apparent_lum = (estimate.sh * estimate.mean_albedo[None, :]) @ LUMA_WEIGHTS
+    s_lum = np.maximum(shading_rows(normals, apparent_lum), np.float32(1e-4))
     usable = skin & (confidence >= config.min_confidence) & (s_lum > 1e-3) & (row_max(colour) < 0.995)
     idx = np.flatnonzero(usable)
     if idx.size > config.fit_texels:
@@ -282,8 +284,9 @@ class SpecularPhoto:
     normals: np.ndarray  # (N, 3) unit, camera frame
     confidence: np.ndarray  # (N,) unwrap confidence
     estimate: LightingEstimate
-    refit: Callable[[np.ndarray], LightingEstimate] | None = None
-    """Fits the light again on a colour ``(N, 3)`` (the diffuse remainder); None: keep it."""
+    refit: Callable[[np.ndarray], LightFit] | None = None
+    """Fits the light again on a colour ``(N, 3)`` (the diffuse remainder: ``inverse.lighting.fit_lighting``
+    with this photo's priors); None: keep ``estimate``."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,8 @@ def separate_specular(
     shininess are fitted jointly over all photos. ``skin`` ``(N,)`` bool and ``regions``
     ``(N,)`` int (``region_labels`` gathered) over the layout's texels; ``texel_index`` the
     layout's flat indices. Raises ``ValueError`` when too few skin texels are visible."""
-    estimates = [p.estimate for p in photos]
+    estimates: list[LightingEstimate | LightFit] = [p.estimate for p in photos]
+    fitted_on = [p.colour for p in photos]  # the colour each light was fitted on
     for round_ in range(config.refits + 1):
         obs = [observation(p.colour, p.normals, p.confidence, skin, e, regions, config=config) for p, e in zip(photos, estimates)]
         fit = fit_specular(obs, config=config, uv_size=uv_size, texel_index=texel_index)
@@ -320,9 +324,14 @@ def separate_specular(
         ]
         if round_ == config.refits or all(p.refit is None for p in photos):
             break
-        estimates = [
-            e if p.refit is None else p.refit(np.maximum(p.colour - s, 0.0)) for p, e, s in zip(photos, estimates, specular)
-        ]
+        # Only the light is refitted here (on the sampled skin texels); the per-texel division
+        # is done once, for the last light.
+        fitted_on = [c if p.refit is None else np.maximum(p.colour - s, 0.0) for p, c, s in zip(photos, fitted_on, specular)]
+        estimates = [e if p.refit is None else p.refit(c) for p, e, c in zip(photos, estimates, fitted_on)]
+    estimates = [
+        e if isinstance(e, LightingEstimate) else apply_lighting(e, c, p.normals, p.confidence, skin)
+        for p, e, c in zip(photos, estimates, fitted_on)
+    ]
     per_photo = [fit_specular([o], config=config) for o in obs] if len(obs) > 1 else [fit]
     diffuse = [remove_specular(e, p.colour, s) for p, e, s in zip(photos, estimates, specular)]
     return Separation(fit, per_photo, diffuse, specular)

@@ -16,7 +16,7 @@ import numpy as np
 from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.inverse.detail_normals import DetailObservation, DetailResult, estimate_detail_normals, texel_tangents
 from hifialbedo.inverse.fusion import FusionResult, fuse_albedos
-from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting
+from hifialbedo.inverse.lighting import LightFit, fit_lighting
 from hifialbedo.inverse.priors import consensus
 from hifialbedo.inverse.specular import Separation, SpecularPhoto, region_labels, regional_map, separate_specular
 from hifialbedo.io.contract import PhotoResult, Reconstruction, Timer
@@ -60,8 +60,8 @@ def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, co
     photos = []
     for r in results:
 
-        def refit(colour: np.ndarray, r: PhotoResult = r) -> LightingEstimate:
-            return estimate_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **r.lighting_priors)
+        def refit(colour: np.ndarray, r: PhotoResult = r) -> LightFit:
+            return fit_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **r.lighting_priors)
 
         photos.append(SpecularPhoto(r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, r.estimate, refit))
     return separate_specular(photos, skin, layout.gather(region_labels(layout.size)), uv_size=layout.size, texel_index=layout.flat_index, config=config.specular)
