@@ -13,7 +13,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hifialbedo.mesh.topology import uv_mirror_texels
 
 
 def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> np.ndarray:
@@ -41,7 +40,11 @@ def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> 
         # A blurred weight of ~0.5 or more means the level has its own data here.
         alpha = np.clip(w * 2.0, 0.0, 1.0)[..., None]
         own = vw / np.maximum(w, 1e-6)[..., None]
-        filled = alpha * own + (1.0 - alpha) * up
+        # alpha * own + (1 - alpha) * up, in place.
+        own -= up
+        own *= alpha
+        own += up
+        filled = own
     return filled
 
 
@@ -56,9 +59,10 @@ def complete_uv(
     ``(S, S)``: the trust in each texel after the mirror step.
     """
     c = np.where(face_mask, np.clip(confidence / trusted, 0.0, 1.0), 0.0).astype(np.float32)
-    rows, cols = uv_mirror_texels(c.shape[0])
-    mirrored = albedo[rows, cols]
-    c_mirror = c[rows, cols]
+    # The mirror of texel (i, j) is (i, S - 1 - j) (``mesh.topology.uv_mirror_texels``): a flip
+    # of the columns, a view rather than a gather.
+    mirrored = albedo[:, ::-1]
+    c_mirror = c[:, ::-1]
     w_mirror = np.clip(c_mirror - c, 0.0, 1.0)  # only where the mirror is trusted more
     total = c + w_mirror
     combined = (albedo * c[..., None] + mirrored * w_mirror[..., None]) / np.maximum(total, 1e-6)[..., None]

@@ -111,15 +111,17 @@ def texel_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarr
 
 
 def shading_gradient(normals: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """d S / d n ``(N, 3)`` of the SH shading ``S(n) = shading_basis(n) @ coefficients`` for
-    one channel's coefficients ``(9,)`` (the polynomial's gradient in R^3)."""
-    c = SHADING_FACTORS * np.asarray(coefficients, np.float64)
-    _, c1, c2, c3, c4 = SH_CONSTANTS
-    x, y, z = normals[:, 0], normals[:, 1], normals[:, 2]
-    gx = c1 * c[3] + c2 * (c[4] * y + c[7] * z) + 2 * c4 * c[8] * x
-    gy = c1 * c[1] + c2 * (c[4] * x + c[5] * z) - 2 * c4 * c[8] * y
-    gz = c1 * c[2] + c2 * (c[5] * y + c[7] * x) + 6 * c3 * c[6] * z
-    return np.stack([gx, gy, gz], axis=1).astype(np.float32)
+    """d S / d n of the SH shading ``S(n) = shading_basis(n) @ coefficients`` for one channel's
+    coefficients ``(9,)`` (the polynomial's gradient in R^3) at normals ``(N, 3)``, as float32
+    rows ``(3, N)`` (x, y, z components)."""
+    c = (SHADING_FACTORS * np.asarray(coefficients, np.float64)).astype(np.float32)
+    _, c1, c2, c3, c4 = (np.float32(k) for k in SH_CONSTANTS)
+    x, y, z = (np.ascontiguousarray(normals[:, i], dtype=np.float32) for i in range(3))
+    grad = np.empty((3, x.size), np.float32)
+    grad[0] = c1 * c[3] + c2 * (c[4] * y + c[7] * z) + 2 * c4 * c[8] * x
+    grad[1] = c1 * c[1] + c2 * (c[4] * x + c[5] * z) - 2 * c4 * c[8] * y
+    grad[2] = c1 * c[2] + c2 * (c[5] * y + c[7] * x) + 6 * c3 * c[6] * z
+    return grad
 
 
 def _blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
@@ -309,9 +311,8 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
                 sk = np.maximum(shading_rows(nk, coef), 1e-4)
             grad = shading_gradient(nk, coef)
             # d log S / d (grad h) per head unit: G^-1 [T_u T_v]^T grad S / S = D^T grad S / S.
-            g = [np.ascontiguousarray(grad[:, c]) for c in range(3)]
-            a_u = -(dual[0, 0] * g[0] + dual[0, 1] * g[1] + dual[0, 2] * g[2]) / sk
-            a_v = -(dual[1, 0] * g[0] + dual[1, 1] * g[1] + dual[1, 2] * g[2]) / sk
+            a_u = -(dual[0, 0] * grad[0] + dual[0, 1] * grad[1] + dual[0, 2] * grad[2]) / sk
+            a_v = -(dual[1, 0] * grad[0] + dual[1, 1] * grad[1] + dual[1, 2] * grad[2]) / sk
             # Residual after the current height, re-linearised at n_k (Gauss-Newton).
             resid = b - (np.log(sk) - np.log(s0))
             a_s = np.stack([down(a_u).reshape(-1)[flat], down(a_v).reshape(-1)[flat]], axis=1) * ell
