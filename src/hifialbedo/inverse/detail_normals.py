@@ -45,7 +45,7 @@ import numpy as np
 from scipy import sparse
 
 from hifialbedo.ops.colour import LUMA_WEIGHTS
-from hifialbedo.ops.grid_solve import nested_dissection_order, solve_grid_spd
+from hifialbedo.ops.grid_solve import nested_dissection_order, solve_spd_ordered
 from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_rows
 from hifialbedo.ops.vectors import normalize_rows, row_dot, row_norm
 
@@ -153,15 +153,19 @@ def _differences(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix
     return mats[0], mats[1], flat
 
 
-def _grid_system(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """``_differences(mask)`` and the nested-dissection order of its texels, kept per mask
-    (the face mask of a solve grid is the same in every run)."""
+def _grid_system(mask: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, sparse.csr_matrix]:
+    """The solve grid's differences ``(n, n)`` along u and v, the flat indices of its texels and
+    the Laplacian du^T du + dv^T dv, all in the grid's nested-dissection order (unknown i is
+    texel ``flat[i]``; ``ops.grid_solve``), kept per mask (the face mask of a solve grid is
+    the same in every run)."""
     key = (mask.shape, mask.tobytes())
     if key not in _GRID_SYSTEMS:
         du, dv, flat = _differences(mask)
         rows, cols = np.divmod(flat, mask.shape[1])
+        order = nested_dissection_order(rows, cols)
+        du, dv = (sparse.csr_matrix(d[order][:, order]) for d in (du, dv))
         _GRID_SYSTEMS.clear()  # one solve grid per process in practice; keep memory flat
-        _GRID_SYSTEMS[key] = (du, dv, flat, nested_dissection_order(rows, cols))
+        _GRID_SYSTEMS[key] = (du, dv, flat[order], (du.T @ du + dv.T @ dv).tocsr())
     return _GRID_SYSTEMS[key]
 
 
@@ -290,7 +294,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
 
     face_s = face if small == size else cv2.resize(face, (small, small), interpolation=cv2.INTER_AREA)
     mask = face_s > 0.5
-    du, dv, flat, order = _grid_system(mask)
+    du, dv, flat, laplacian = _grid_system(mask)
     n = flat.size
     # Unknown x = h / ell (ell: median tangent length per solve texel) keeps the system O(1).
     tangents0 = obs_maps[0][0].tangents
@@ -327,11 +331,11 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
             rhs += mw @ (r_s + m @ x)  # solve for the new x, not the step
         lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
         mu = lam / (sigma_hp / step) ** 2
-        lhs = (lhs + lam * (du.T @ du + dv.T @ dv) + mu * sparse.identity(n)).tocsr()
-        # A direct sparse solve in nested-dissection order (ops.grid_solve): the system is a
-        # 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs 150+
-        # iterations and smoothed-aggregation AMG about 80 (the data term is anisotropic).
-        x = solve_grid_spd(lhs, rhs, order)
+        lhs = lhs + lam * laplacian + mu * sparse.identity(n)
+        # A direct sparse solve, the unknowns in nested-dissection order (ops.grid_solve): the
+        # system is a 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs
+        # 150+ iterations and smoothed-aggregation AMG about 80 (the data term is anisotropic).
+        x = solve_spd_ordered(lhs, rhs)
     return (_upsample(x, flat, small, size) * ell).astype(np.float32)
 
 

@@ -322,14 +322,19 @@ def write_outputs(
             encoded[path] = pool.submit(lambda: encode_png(make()))
 
         with timer.timing("write"):
+            n = rec.detail_normals if rec.detail_normals is not None else normalize_rows(layout.interpolate(rec.object_normals))
+            # The longest job first: glTF's tangent-space normal map, converted from the
+            # float object-space one, and its encoding.
+            def glb_normals() -> tuple[np.ndarray, bytes]:
+                tangents, texture = face_normal_texture(rec.object_vertices, rec.object_normals, layout.scatter(n, fill=0.0))
+                return tangents, encode_png(texture)
+
+            glb_normal = pool.submit(glb_normals)
             albedo_rgba = rgba(rec.albedo, face)
             png(tmp / ALBEDO, lambda: albedo_rgba)
-            glb_albedo = pool.submit(encode_png, albedo_rgba[..., :3])
             png(tmp / TEXTURE, lambda: rgba(rec.texture, face))
             png(tmp / CONFIDENCE, lambda: grey8(rec.confidence))
-            coarse = normalize_rows(layout.interpolate(rec.object_normals))
-            png(tmp / NORMAL_COARSE, lambda: normal_rgba(layout, coarse, face))
-            n = coarse if rec.detail_normals is None else rec.detail_normals
+            png(tmp / NORMAL_COARSE, lambda: normal_rgba(layout, normalize_rows(layout.interpolate(rec.object_normals)), face))
             png(tmp / NORMAL, lambda: normal_rgba(layout, n, face))
             if rec.specular is not None and rec.roughness is not None:
                 # 8-bit grey, linear: value / 255 = intensity (clipped to SPECULAR_MAX = 1) and roughness.
@@ -338,9 +343,6 @@ def write_outputs(
             roughness = SKIN_ROUGHNESS if rec.roughness is None else rec.roughness
             glb_roughness = roughness if np.ndim(roughness) == 0 else pool.submit(lambda: encode_png(packed_metallic_roughness(np.asarray(roughness))))
             write_obj(tmp / MESH, rec.object_vertices, rec.object_normals, topo.uv, topo.faces, ALBEDO)
-            # glTF wants a tangent-space normal map: converted from the float object-space one.
-            tangents, normal_texture = face_normal_texture(rec.object_vertices, rec.object_normals, layout.scatter(n, fill=0.0))
-            glb_normal = pool.submit(encode_png, normal_texture)
         for r in rec.results:
             with timer.timing("views"):
                 views = view_images(r, rec.albedo)
@@ -355,9 +357,9 @@ def write_outputs(
                 rec.object_normals,
                 topo.uv,
                 topo.faces,
-                glb_albedo.result(),
-                tangents=tangents,
-                normal_texture=glb_normal.result(),
+                encoded[tmp / ALBEDO].result(),  # RGBA: the material is opaque (io.gltf)
+                tangents=glb_normal.result()[0],
+                normal_texture=glb_normal.result()[1],
                 roughness=glb_roughness.result() if isinstance(glb_roughness, Future) else glb_roughness,
             )
             for path, data in encoded.items():

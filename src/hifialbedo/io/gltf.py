@@ -10,7 +10,9 @@ Positions are in head-frame units (the mean vertex distance from the centroid, a
 
 Material:
 
-- ``baseColorTexture``: the albedo, sRGB 8-bit RGB (glTF reads base colour as sRGB).
+- ``baseColorTexture``: the albedo, sRGB 8-bit RGB (glTF reads base colour as sRGB); or
+  ``albedo.png``'s RGBA bytes as they are (``reconstruct``: no second encoding), whose alpha
+  (the face region) a renderer ignores under ``alphaMode`` OPAQUE (glTF 2.0, 3.9.4).
 - ``metallicFactor`` 0 (skin is a dielectric); ``roughnessFactor`` a constant, or 1 times a
   ``metallicRoughnessTexture`` (linear: G = roughness, B = metallic = 0, R = 255, unused).
 - ``normalTexture``: tangent space, OpenGL convention (+X along u, +Y up the image, i.e.
@@ -86,9 +88,10 @@ def tangent_space_normal_map(
     local /= np.where(np.abs(det) > 1e-12, det, 1.0)[:, None]
     length = row_norm(local)[:, None]
     local = np.where(length > 1e-9, local / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0], np.float32))
-    texture = layout.scatter(local.astype(np.float32), fill=0.0)
-    texture[~layout.mask] = (0.0, 0.0, 1.0)
-    return encode_unit_vectors(texture)
+    texture = np.empty((size * size, 3), np.uint8)
+    texture[:] = encode_unit_vectors(np.array([0.0, 0.0, 1.0]))
+    texture[layout.flat_index] = encode_unit_vectors(local)
+    return texture.reshape(size, size, 3)
 
 
 def encode_unit_vectors(vectors: np.ndarray) -> np.ndarray:

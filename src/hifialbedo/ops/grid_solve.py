@@ -45,14 +45,21 @@ def nested_dissection_order(rows: np.ndarray, cols: np.ndarray, *, leaf: int = 1
     return np.concatenate(order) if order else np.zeros(0, np.int64)
 
 
+def solve_spd_ordered(matrix: sparse.spmatrix, rhs: np.ndarray) -> np.ndarray:
+    """x ``(n,)`` with ``matrix @ x = rhs`` for an SPD ``matrix`` ``(n, n)`` whose unknowns are
+    already in a good elimination order (``nested_dissection_order``): eliminated in that
+    order, symmetrically, without pivoting."""
+    lu = splu(sparse.csc_matrix(matrix), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return lu.solve(np.asarray(rhs, np.float64))
+
+
 def solve_grid_spd(matrix: sparse.spmatrix, rhs: np.ndarray, order: np.ndarray) -> np.ndarray:
     """x ``(n,)`` with ``matrix @ x = rhs`` for an SPD ``matrix`` ``(n, n)``, eliminated in
     ``order`` (``nested_dissection_order`` of the unknowns' grid positions)."""
-    permuted = sparse.csc_matrix(matrix)[order][:, order].tocsc()
-    lu = splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    permuted = sparse.csc_matrix(matrix)[order][:, order]
     x = np.empty(len(order), np.float64)
-    x[order] = lu.solve(np.asarray(rhs, np.float64)[order])
+    x[order] = solve_spd_ordered(permuted, np.asarray(rhs, np.float64)[order])
     return x
 
 
-__all__ = ["nested_dissection_order", "solve_grid_spd"]
+__all__ = ["nested_dissection_order", "solve_grid_spd", "solve_spd_ordered"]
