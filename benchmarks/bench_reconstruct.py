@@ -23,6 +23,9 @@ the several-photo runs do real fusion work (the identity check included).
 - **peak RSS**: a fresh process (``VmHWM`` of ``/proc/self/status``) that loads what the CLI loads and
   reconstructs one photo, at ``--uv-size`` and at 2048.
 - **uv 2048**: one photo in process, models and layout loaded, as the first row.
+- **allocator**: by default this process (and the peak-RSS child) tunes glibc's allocator as the
+  ``hifialbedo`` command and the ``batch`` workers do (``pipeline.allocator``);
+  ``--library-allocator`` leaves it as a program that imports the package has it.
 
 Prints a table and writes every figure to ``--json``.
 """
@@ -55,6 +58,9 @@ CHILD_RSS = """
 import os, sys, time
 os.environ.setdefault("GLOG_minloglevel", "2")
 from hifialbedo.pipeline import ReconstructConfig, reconstruct
+if sys.argv[5] == "1":
+    from hifialbedo.pipeline.allocator import keep_freed_memory
+    keep_freed_memory()
 t = time.perf_counter()
 reconstruct([sys.argv[1]], sys.argv[2], config=ReconstructConfig(uv_size=int(sys.argv[3]), **({"specular": None, "detail_normals": False} if sys.argv[4] == "1" else {})))
 # VmHWM, not ru_maxrss: after a vfork + exec Linux carries the parent's peak into ru_maxrss.
@@ -141,8 +147,18 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "out" / "bench_reconstruct.json", help="where to write the figures")
     ap.add_argument("--skip-cli", action="store_true", help="leave out the fresh-process figures (CLI, imports, peak RSS)")
     ap.add_argument("--skip-2048", action="store_true", help="leave out the --uv-size 2048 figures")
+    ap.add_argument(
+        "--library-allocator",
+        action="store_true",
+        help="leave glibc's allocator as a program importing the package has it (default: tuned as the "
+        "hifialbedo command and batch workers tune it, pipeline.allocator)",
+    )
     args = ap.parse_args()
-    results: dict = {"uv_size": args.uv_size, "reflectance": not args.no_reflectance, "cores": os.cpu_count(), "load_average": os.getloadavg()}
+    if not args.library_allocator:
+        from hifialbedo.pipeline.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    results: dict = {"uv_size": args.uv_size, "reflectance": not args.no_reflectance, "allocator_tuned": not args.library_allocator, "cores": os.cpu_count(), "load_average": os.getloadavg()}
 
     t = time.perf_counter()
     from hifialbedo.mesh.topology import uv_regions
@@ -223,7 +239,7 @@ def main() -> int:
             results["cli_cold_cache_s"] = min(cold)
             rss = {}
             for uv in (args.uv_size, 2048) if not args.skip_2048 else (args.uv_size,):
-                _, out = timed_process([sys.executable, "-c", CHILD_RSS, str(photos[0]), str(work / f"rss{uv}"), str(uv), "1" if args.no_reflectance else "0"], env)
+                _, out = timed_process([sys.executable, "-c", CHILD_RSS, str(photos[0]), str(work / f"rss{uv}"), str(uv), "1" if args.no_reflectance else "0", "0" if args.library_allocator else "1"], env)
                 rss[str(uv)] = float(out.split()[1])
             results["peak_rss_mb"] = rss
     finally:
@@ -239,7 +255,9 @@ def main() -> int:
 def print_report(results: dict, runs: dict, landmark_s: float) -> None:
     uv, refl = results["uv_size"], "on" if results["reflectance"] else "off (--no-reflectance)"
     la = ", ".join(f"{x:.1f}" for x in results["load_average"])
+    alloc = "tuned as the hifialbedo command tunes it" if results["allocator_tuned"] else "as a library user has it (--library-allocator)"
     print(f"reconstruct, 512x512 photos, --uv-size {uv}, reflectance maps {refl}; {results['cores']} cores, load average {la} at the start")
+    print(f"  glibc allocator {alloc} (pipeline.allocator)")
     print(f"  imports (in process) {results['import_in_process_s']:.2f} s; load detector + identity + UV layout {results['load_s']:.2f} s")
     print("\nin process, models loaded, from the call to every file on disk (best of the repeats):")
     print(f"  {'photos':>8s} {'wall s':>8s} {'cpu s':>8s}   all walls")

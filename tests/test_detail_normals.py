@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hifialbedo.inverse.detail_normals import DetailObservation, _tilt, estimate_detail_normals, texel_tangents
+from hifialbedo.inverse.detail_normals import DetailObservation, _tilt, dual_tangents, estimate_detail_normals, texel_tangents
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.ops.sh import directional_light, sh_shading
@@ -125,3 +125,22 @@ def test_no_reflectance_skips_specular_and_detail(grace, tmp_path):
     assert np.array_equal(detail, coarse)
     assert not (out / "specular.png").exists() and not (out / "roughness.png").exists()
     assert (out / "face.glb").exists()
+
+
+def test_dual_tangents_give_the_gram_solve(scene):
+    """D^T g = G^-1 [T_u T_v]^T g and the surface gradient D_u h_u + D_v h_v is the vector
+    whose components along T_u, T_v are h_u, h_v: checked against a float64 solve."""
+    _, _, _, tan = scene
+    dual = dual_tangents(tan)
+    assert dual.shape == (2, 3, len(tan)) and dual.dtype == np.float32
+    t = tan.astype(np.float64)
+    gram = np.einsum("nic,njc->nij", t, t)
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(len(tan), 2))
+    grad = g[:, 0:1] * dual[0].T + g[:, 1:2] * dual[1].T  # (N, 3)
+    along = np.einsum("nkc,nc->nk", t, grad)  # T_k . grad = h_k
+    np.testing.assert_allclose(along, g, rtol=1e-3, atol=1e-3 * np.abs(g).max())
+    v = rng.normal(size=(len(tan), 3))
+    expected = np.linalg.solve(gram, np.einsum("nkc,nc->nk", t, v)[..., None])[..., 0]
+    got = np.stack([(dual[k].T * v).sum(1) for k in range(2)], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
 
 from hifialbedo.ops.colour import (
     lab_to_linear,
@@ -14,7 +16,8 @@ from hifialbedo.ops.colour import (
     srgb_to_linear,
     srgb_uint8_to_linear,
 )
-from hifialbedo.ops.sh import directional_light, sh_basis, sh_shading, shading_basis, uniform_light
+from hifialbedo.ops.grid_solve import nested_dissection_order, solve_grid_spd
+from hifialbedo.ops.sh import directional_light, sh_basis, sh_shading, shading_basis, shading_rows, uniform_light
 
 
 def _sphere_quadrature(n_theta=200, n_phi=400):
@@ -131,3 +134,53 @@ def test_row_operations_equal_numpy_reductions():
     assert np.array_equal(zero, np.zeros((1, 3)))
     two = rng.normal(size=(100, 2))
     assert np.array_equal(row_norm(two), np.linalg.norm(two, axis=1))
+
+
+def test_shading_rows_equal_the_basis_product_for_rgb_and_one_channel():
+    rng = np.random.default_rng(3)
+    normals = rng.normal(size=(1000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    coefficients = rng.normal(size=(9, 3))
+    expected = shading_basis(normals) @ coefficients
+    got = shading_rows(normals.astype(np.float32), coefficients)
+    assert got.shape == (1000, 3) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    np.testing.assert_allclose(shading_rows(normals, coefficients[:, 1]), expected[:, 1], atol=2e-5)
+
+
+def _grid_laplacian_system(mask: np.ndarray, rng) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """An SPD screened Poisson system with random positive edge weights on the texels of ``mask``."""
+    flat = np.flatnonzero(mask)
+    index = np.full(mask.size, -1)
+    index[flat] = np.arange(flat.size)
+    rows, cols = np.divmod(flat, mask.shape[1])
+    pairs = []
+    for dr, dc in ((0, 1), (1, 0)):
+        r2, c2 = rows + dr, cols + dc
+        ok = (r2 < mask.shape[0]) & (c2 < mask.shape[1])
+        nb = np.full(flat.size, -1)
+        nb[ok] = index[r2[ok] * mask.shape[1] + c2[ok]]
+        pairs.append(np.stack([np.flatnonzero(nb >= 0), nb[nb >= 0]], axis=1))
+    i, j = np.concatenate(pairs).T
+    w = rng.uniform(0.1, 10.0, i.size)
+    n = flat.size
+    off = sparse.csr_matrix((-w, (i, j)), shape=(n, n))
+    lap = off + off.T
+    lap = lap - sparse.diags(np.asarray(lap.sum(axis=1)).ravel())
+    return (lap + 1e-3 * sparse.identity(n)).tocsr(), rows, cols
+
+
+def test_nested_dissection_solve_equals_superlu_on_a_grid_with_holes():
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:60, 0:80]
+    mask = ((yy - 30) ** 2 / 28**2 + (xx - 40) ** 2 / 38**2 < 1) & ~((yy - 25) ** 2 + (xx - 30) ** 2 < 36)
+    matrix, rows, cols = _grid_laplacian_system(mask, rng)
+    order = nested_dissection_order(rows, cols)
+    assert np.array_equal(np.sort(order), np.arange(rows.size))  # a permutation
+    rhs = rng.normal(size=rows.size)
+    x = solve_grid_spd(matrix, rhs, order)
+    np.testing.assert_allclose(x, spsolve(matrix.tocsc(), rhs), rtol=1e-8, atol=1e-8 * np.abs(x).max())
+    np.testing.assert_allclose(matrix @ x, rhs, atol=1e-8)
+    # The separator of the first split comes last: its texels share one row or one column.
+    last = order[-(mask.sum(axis=0).max()) :]
+    assert len(set(rows[last])) == 1 or len(set(cols[last])) == 1

@@ -30,10 +30,12 @@ WORKER_DIED = "worker process died while reconstructing it (killed, out of memor
 
 def _init_worker(config: ReconstructConfig) -> None:
     from hifialbedo.batch.worker import ItemProcessor, limit_threads
+    from hifialbedo.pipeline.allocator import keep_freed_memory
 
     global _PROCESSOR, _INIT_ERROR
     try:
         limit_threads()
+        keep_freed_memory()
         _PROCESSOR = ItemProcessor(config)
     except Exception as exc:  # noqa: BLE001  reported with the first task: the driver stops the run
         _INIT_ERROR = f"{type(exc).__name__}: {exc}"

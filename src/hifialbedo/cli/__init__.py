@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from hifialbedo import __version__
 from hifialbedo.cli import batch, benchmark, identity, prepare, reconstruct, relight, serve, synth, train
 from hifialbedo.io.errors import InputError
+from hifialbedo.pipeline.allocator import keep_freed_memory
 
 COMMANDS = {
     "reconstruct": reconstruct,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # this process is ours: NumPy's big temporaries reuse heap pages
     try:
         with _sigterm_as_interrupt(), warnings.catch_warnings():
             # Warnings are collected into the report and printed once; library warnings

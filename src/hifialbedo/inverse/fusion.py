@@ -29,6 +29,16 @@ class FusionResult:
     photo_weights: np.ndarray  # (K,) overall weight of each photo
 
 
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """sum_k w_k v_k / sum_k w_k ``(N, 3)`` of values ``(K, N, 3)`` and weights ``(K, N)``,
+    accumulated photo by photo (no ``(K, N, 3)`` temporary)."""
+    total = weights[0][:, None] * values[0]
+    for k in range(1, len(values)):
+        total += weights[k][:, None] * values[k]
+    total /= np.maximum(weights.sum(axis=0), 1e-9)[:, None]
+    return total
+
+
 def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: float = 0.08, gains: np.ndarray | None = None) -> FusionResult:
     """Fuse ``albedos (K, N, 3)`` (linear RGB) with ``confidences (K, N)`` into one ``(N, 3)``.
 
@@ -66,14 +76,16 @@ def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: 
     w = conf.copy()
     photo_w = np.ones(k, dtype=np.float32)
     for _ in range(3):
-        fused = (w[..., None] * scaled).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-9)[..., None]
+        fused = _weighted_mean(scaled, w)
         diff = scaled - fused[None]
-        dist = np.abs(diff @ luma) + 0.5 * np.sqrt((diff**2).sum(axis=-1))
+        # |diff| by columns: NumPy's reduction over a last axis of 3 is 10-20x slower (ops.vectors).
+        length = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
+        dist = np.abs(diff @ luma) + 0.5 * length
         texel_w = 1.0 / (1.0 + (dist / robust_scale) ** 2)
         # A photo that disagrees overall (an odd light the model cannot explain) counts less.
         typical = (dist * conf).sum(axis=1) / np.maximum(conf.sum(axis=1), 1e-9)
         photo_w = 1.0 / (1.0 + (typical / (np.median(typical) * 2.0 + 1e-6)) ** 2)
         w = conf * texel_w * photo_w[:, None]
-    fused = (w[..., None] * scaled).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-9)[..., None]
+    fused = _weighted_mean(scaled, w)
     fused_conf = np.clip(np.max(conf * texel_w, axis=0), 0.0, 1.0)
     return FusionResult(np.clip(fused, 0, 1).astype(np.float32), fused_conf.astype(np.float32), gains, photo_w)
