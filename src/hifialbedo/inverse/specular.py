@@ -166,9 +166,10 @@ def observation(
     highlights we want), skin ``(N,)`` bool, regions ``(N,)`` int (``region_labels`` gathered);
     ``estimate`` the light L and mean skin albedo a (a ``LightingEstimate`` or a ``LightFit``)."""
     direction, light_colour = directional_part(estimate.sh)
-    # lum(a S) per texel: the apparent light's luminance shading (one channel, not three).
-    apparent_lum = (estimate.sh * estimate.mean_albedo[None, :]) @ LUMA_WEIGHTS
-    s_lum = np.maximum(shading_rows(normals, apparent_lum), np.float32(1e-4))
+    # lum(a S) per texel, each channel of a S floored at 1e-4 as the lighting fit floors it (a
+    # dark face under a light with a negative channel depends on that floor).
+    apparent = np.maximum(shading_rows(normals, estimate.sh * estimate.mean_albedo[None, :]), np.float32(1e-4))
+    s_lum = apparent @ LUMA_WEIGHTS.astype(np.float32)
     usable = skin & (confidence >= config.min_confidence) & (s_lum > 1e-3) & (row_max(colour) < 0.995)
     idx = np.flatnonzero(usable)
     if idx.size > config.fit_texels:
