@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 
-
 def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> np.ndarray:
     """Fill a map ``(S, S, C)`` where ``weights (S, S)`` in [0, 1] are low, from the rest.
 

@@ -47,7 +47,7 @@ from scipy import sparse
 from hifialbedo.ops.colour import LUMA_WEIGHTS
 from hifialbedo.ops.grid_solve import nested_dissection_order, solve_spd_ordered
 from hifialbedo.ops.sh import SH_CONSTANTS, SHADING_FACTORS, shading_rows
-from hifialbedo.ops.vectors import normalize_rows, row_dot, row_norm
+from hifialbedo.ops.vectors import normalize_rows, row_norm
 
 
 @dataclass(frozen=True)
