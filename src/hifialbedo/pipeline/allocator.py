@@ -3,8 +3,8 @@
 A reconstruct at ``--uv-size 1024`` makes and drops a few hundred NumPy arrays of 3-30 MB
 (per-texel maps over 670,000 texels, sparse factors). glibc serves blocks that large with
 ``mmap`` and returns them on ``free``, so every new array costs page faults and zero-filling of
-fresh pages; about a tenth of the run (measured: 1.25 -> 1.10 s for one photo with the
-thresholds below; peak RSS unchanged, 690 -> 706 MB). Raising the mmap threshold to its
+fresh pages; about a tenth of the run (two interleaved pairs of in-process runs, one photo:
+1.26 -> 1.10 s and 1.44 -> 1.25 s with the thresholds below; peak RSS 690 -> 706 MB). Raising the mmap threshold to its
 maximum (32 MiB on 64-bit) and the trim threshold to 1 GiB keeps freed memory in the heap for
 the next array.
 
