@@ -42,7 +42,7 @@ import numpy as np
 
 from hifialbedo.inverse.lighting import LightFit, LightingEstimate, apply_lighting
 from hifialbedo.mesh.topology import uv_regions
-from hifialbedo.ops.brdf import blinn_phong, roughness_from_shininess
+from hifialbedo.ops.brdf import blinn_phong, half_vector, roughness_from_shininess
 from hifialbedo.ops.colour import LUMA_WEIGHTS
 from hifialbedo.ops.sh import directional_part, shading_rows
 from hifialbedo.ops.vectors import row_max
@@ -191,9 +191,23 @@ def _robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) + 1e-6
 
 
-def _lobes(observations: Sequence[SpecularObservation], shininess: float) -> np.ndarray:
-    """The relative-residual lobe per unit intensity, all photos' texels concatenated."""
-    return np.concatenate([o.scale * blinn_phong(o.normals, o.direction, shininess=shininess) for o in observations])
+class _Lobes:
+    """The relative-residual lobe per unit intensity of all photos' texels, concatenated, as
+    a function of the shininess: ``scale * blinn_phong(normals, direction, shininess)``
+    with max(n . h, 0) and the n . l > 0 step taken once (they do not depend on it)."""
+
+    def __init__(self, observations: Sequence[SpecularObservation]) -> None:
+        cosines = []
+        for o in observations:
+            h = half_vector(o.direction)
+            light = np.asarray(o.direction, np.float64) / np.linalg.norm(o.direction)
+            n_dot_h = np.maximum(o.normals @ h.astype(o.normals.dtype), 0.0)
+            cosines.append(np.where((o.normals @ light) > 0.0, n_dot_h, 0.0))
+        self.cosine = np.concatenate(cosines)
+        self.scale = np.concatenate([np.broadcast_to(o.scale, (len(o.normals),)) for o in observations])
+
+    def __call__(self, shininess: float) -> np.ndarray:
+        return self.scale * self.cosine**shininess
 
 
 def _fit_intensity(
@@ -234,7 +248,8 @@ def fit_specular(
         raise ValueError("too few visible skin texels to fit the specular lobe")
     sigma = _robust_sigma(y)
     grid = np.geomspace(config.min_shininess, config.max_shininess, config.grid_points)
-    losses = np.array([_fit_intensity(_lobes(observations, s), y, prior_w, sigma, config)[2] for s in grid])
+    lobes = _Lobes(observations)
+    losses = np.array([_fit_intensity(lobes(s), y, prior_w, sigma, config)[2] for s in grid])
     best = int(np.argmin(losses))
     log_s = np.log(grid[best])
     if 0 < best < len(grid) - 1:  # parabola through the three points around the minimum
@@ -244,7 +259,7 @@ def fit_specular(
         if curv > 0:
             log_s += float(np.clip(0.5 * (l0 - l2) / curv, -0.5, 0.5)) * step
     shininess = float(np.exp(log_s))
-    x = _lobes(observations, shininess)
+    x = lobes(shininess)
     k, w, _ = _fit_intensity(x, y, prior_w, sigma, config)
 
     # Regional intensity with shrinkage toward k: lambda = region_prior x total information.
