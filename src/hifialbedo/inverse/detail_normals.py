@@ -174,13 +174,19 @@ _GRID_SYSTEMS: dict = {}
 
 def _tilt(height_map: np.ndarray, tangents: np.ndarray, layout) -> np.ndarray:
     """-grad_s h ``(N, 3)`` at the layout's texels (central differences of a map ``(S, S)``)."""
-    return _tilt_dual(height_map, dual_tangents(tangents), layout)
+    return _tilt_dual(_uv_gradient(height_map, layout), dual_tangents(tangents))
 
 
-def _tilt_dual(height_map: np.ndarray, dual: np.ndarray, layout) -> np.ndarray:
-    """``_tilt`` with the tangents' duals ``(2, 3, N)`` (``dual_tangents``) given."""
+def _uv_gradient(height_map: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
+    """(dh/du, dh/dv) ``(N,)`` each at the layout's texels: central differences of a map ``(S, S)``."""
     h_v, h_u = np.gradient(height_map)
-    g_u, g_v = h_u[layout.rows, layout.cols], h_v[layout.rows, layout.cols]
+    return h_u[layout.rows, layout.cols], h_v[layout.rows, layout.cols]
+
+
+def _tilt_dual(gradient: tuple[np.ndarray, np.ndarray], dual: np.ndarray) -> np.ndarray:
+    """``_tilt`` from the height's UV gradient (``_uv_gradient``) and the tangents' duals
+    ``(2, 3, N)`` (``dual_tangents``)."""
+    g_u, g_v = gradient
     tilt = np.empty((g_u.size, 3), np.float32)
     for c in range(3):
         tilt[:, c] = -(g_u * dual[0, c] + g_v * dual[1, c])
@@ -263,12 +269,13 @@ def estimate_detail_normals(
 
     # Output at full resolution from the (upsampled) height field.
     fade = np.clip(trust / 0.5, 0.0, 1.0)[:, None]
-    tilt_obj = _tilt(result_height, object_tangents, layout) * fade
+    gradient = _uv_gradient(result_height, layout)  # one height field for the head and every photo
+    tilt_obj = _tilt_dual(gradient, dual_tangents(object_tangents)) * fade
     normals = object_normals + tilt_obj
     normals = normalize_rows(normals)
     factors, shadings = [], []
     for ob, dual in zip(observations, duals):
-        nk = ob.normals + _tilt_dual(result_height, dual, layout) * fade
+        nk = ob.normals + _tilt_dual(gradient, dual) * fade
         nk = normalize_rows(nk)
         b0 = shading_rows(ob.normals, ob.sh)
         b1 = shading_rows(nk, ob.sh)
@@ -301,16 +308,16 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     ell = float(np.median(row_norm(tangents0.reshape(-1, 3)))) * step
     x = np.zeros(n)
     for _ in range(max(config.iterations, 1)):
-        h_full = _upsample(x, flat, small, size) * ell if x.any() else None
+        h_gradient = _uv_gradient(_upsample(x, flat, small, size) * ell, layout) if x.any() else None
         lhs = sparse.csr_matrix((n, n))
         rhs = np.zeros(n)
         data_scale = []
         terms = []
         for ob, dual, coef, s0, b, w in obs_maps:
-            if h_full is None:
+            if h_gradient is None:
                 nk, sk = ob.normals, s0
             else:
-                nk = ob.normals + _tilt_dual(h_full, dual, layout)
+                nk = ob.normals + _tilt_dual(h_gradient, dual)
                 nk = normalize_rows(nk)
                 sk = np.maximum(shading_rows(nk, coef), 1e-4)
             grad = shading_gradient(nk, coef)

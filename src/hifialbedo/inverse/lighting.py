@@ -80,7 +80,6 @@ class LightFit:
     apparent: np.ndarray  # (9, 3) the apparent light a * L that was fitted
     mean_albedo: np.ndarray  # (3,) a
     prior: MeanAlbedo | None
-    fit_index: np.ndarray  # (M,) the sampled skin texels
     relative_median: float  # median relative luminance I / (a S) over them
     relative_sigma: float  # its robust sigma (LightingEstimate.fit_residual)
     skin_chroma: np.ndarray  # (3,) their median chromaticity
@@ -145,7 +144,6 @@ def fit_lighting(
         apparent=apparent,
         mean_albedo=a,
         prior=prior,
-        fit_index=idx,
         relative_median=float(np.median(rel_lum)),
         relative_sigma=_robust_sigma(rel_lum),
         skin_chroma=skin_chroma,

@@ -321,7 +321,8 @@ def write_outputs(
             encoded[path] = pool.submit(lambda: encode_png(make()))
 
         with timer.timing("write"):
-            n = rec.detail_normals if rec.detail_normals is not None else normalize_rows(layout.interpolate(rec.object_normals))
+            coarse = normalize_rows(layout.interpolate(rec.object_normals))
+            n = coarse if rec.detail_normals is None else rec.detail_normals
             # The longest job first: glTF's tangent-space normal map, converted from the
             # float object-space one, and its encoding.
             def glb_normals() -> tuple[np.ndarray, bytes]:
@@ -333,7 +334,7 @@ def write_outputs(
             png(tmp / ALBEDO, lambda: albedo_rgba)
             png(tmp / TEXTURE, lambda: rgba(rec.texture, face))
             png(tmp / CONFIDENCE, lambda: grey8(rec.confidence))
-            png(tmp / NORMAL_COARSE, lambda: normal_rgba(layout, normalize_rows(layout.interpolate(rec.object_normals)), face))
+            png(tmp / NORMAL_COARSE, lambda: normal_rgba(layout, coarse, face))
             png(tmp / NORMAL, lambda: normal_rgba(layout, n, face))
             if rec.specular is not None and rec.roughness is not None:
                 # 8-bit grey, linear: value / 255 = intensity (clipped to SPECULAR_MAX = 1) and roughness.

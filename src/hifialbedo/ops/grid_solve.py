@@ -53,13 +53,4 @@ def solve_spd_ordered(matrix: sparse.spmatrix, rhs: np.ndarray) -> np.ndarray:
     return lu.solve(np.asarray(rhs, np.float64))
 
 
-def solve_grid_spd(matrix: sparse.spmatrix, rhs: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """x ``(n,)`` with ``matrix @ x = rhs`` for an SPD ``matrix`` ``(n, n)``, eliminated in
-    ``order`` (``nested_dissection_order`` of the unknowns' grid positions)."""
-    permuted = sparse.csc_matrix(matrix)[order][:, order]
-    x = np.empty(len(order), np.float64)
-    x[order] = solve_spd_ordered(permuted, np.asarray(rhs, np.float64)[order])
-    return x
-
-
-__all__ = ["nested_dissection_order", "solve_grid_spd", "solve_spd_ordered"]
+__all__ = ["nested_dissection_order", "solve_spd_ordered"]
