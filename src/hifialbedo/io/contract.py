@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from hifialbedo import __version__
-from hifialbedo.inverse.lighting import LightingEstimate
+from hifialbedo.inverse.lighting import LightFit, LightingEstimate
 from hifialbedo.io.gltf import SKIN_ROUGHNESS, face_normal_texture, packed_metallic_roughness, write_glb
 from hifialbedo.io.images import Photo, encode_png, write_png
 from hifialbedo.io.output import atomic_output_dir, write_json, write_obj
@@ -137,9 +137,11 @@ class PhotoResult:
     geometry: FaceGeometry
     raster: ImageRaster
     unwrap: Unwrap
-    estimate: LightingEstimate
+    # The light: as fitted (``LightFit``, pipeline.photo) until the per-texel division, a
+    # ``LightingEstimate`` (albedo, shading, confidence per texel) once fuse_photo_results made it.
+    estimate: LightingEstimate | LightFit
     warnings: list[str] = field(default_factory=list)
-    lighting_priors: dict = field(default_factory=dict)  # estimate_lighting's cues (inverse.cues.PhotoCues), for refits
+    lighting_priors: dict = field(default_factory=dict)  # fit_lighting's cues (inverse.cues.PhotoCues), for refits
 
 
 @dataclass
@@ -326,7 +328,7 @@ def write_outputs(
             # The longest job first: glTF's tangent-space normal map, converted from the
             # float object-space one, and its encoding.
             def glb_normals() -> tuple[np.ndarray, bytes]:
-                tangents, texture = face_normal_texture(rec.object_vertices, rec.object_normals, layout.scatter(n, fill=0.0))
+                tangents, texture = face_normal_texture(rec.object_vertices, rec.object_normals, n, layout)
                 return tangents, encode_png(texture)
 
             glb_normal = pool.submit(glb_normals)

@@ -38,7 +38,6 @@ from hifialbedo import __version__
 from hifialbedo.io.images import encode_png
 from hifialbedo.mesh.geometry import vertex_tangents
 from hifialbedo.mesh.topology import load_face_topology
-from hifialbedo.ops.vectors import cross_rows, normalize_rows, row_dot, row_norm
 from hifialbedo.render.uv_layout import UVLayout, uv_layout
 
 SKIN_ROUGHNESS = 0.5
@@ -58,39 +57,72 @@ def tangent_space_normal_map(
 
     ``object_normal_map`` holds normals (any length, float) in the mesh's frame over
     ``layout`` (``uv_layout(S)``); ``vertex_normals`` ``(V, 3)`` and ``vertex_tangents``
-    ``(V, 4)`` are the mesh's ``NORMAL`` and ``TANGENT``. Per texel the frame a glTF renderer
-    builds is interpolated (T, B = w cross(N, T) and N from the vertices, each normalised, as
-    three.js does) and the normal is expressed in it: t = M^-1 n with M = [T B N], then
-    normalised, so the renderer's ``normalize(M t)`` gives n back. Encoded as (t + 1) / 2 in
-    8 bits; texels outside the face, or with a zero normal, are flat: (0, 0, 1) ->
-    (128, 128, 255). A map equal to the interpolated mesh normals is flat everywhere.
+    ``(V, 4)`` are the mesh's ``NORMAL`` and ``TANGENT``. Texels outside the face are flat,
+    (0, 0, 1) -> (128, 128, 255); inside, :func:`tangent_space_texels`.
     """
     size = layout.size
     if object_normal_map.shape != (size, size, 3):
         raise ValueError(f"object normal map must be ({size}, {size}, 3) for this layout, got {object_normal_map.shape}")
+    return _flat_outside(layout, tangent_space_texels(layout.gather(object_normal_map), layout, vertex_normals, vertex_tangents))
+
+
+def tangent_space_texels(
+    object_normals: np.ndarray, layout: UVLayout, vertex_normals: np.ndarray, vertex_tangents: np.ndarray
+) -> np.ndarray:
+    """Object-space normals ``(N, 3)`` at the layout's texels (any length, float) -> their
+    glTF tangent-space encoding ``(N, 3)`` uint8.
+
+    Per texel the frame a glTF renderer builds is interpolated (T, B = w cross(N, T) and N
+    from the vertices' ``TANGENT`` ``(V, 4)`` and ``NORMAL`` ``(V, 3)``, each normalised, as
+    three.js does) and the normal is expressed in it: t = M^-1 n with M = [T B N], then
+    normalised, so the renderer's ``normalize(M t)`` gives n back. Encoded as (t + 1) / 2 in
+    8 bits; a zero normal is flat, (0, 0, 1). Normals equal to the interpolated mesh normals
+    are flat everywhere.
+    """
     n_v = np.asarray(vertex_normals, np.float64)
     t_v = np.asarray(vertex_tangents, np.float64)
     b_v = np.cross(n_v, t_v[:, :3]) * t_v[:, 3:4]
 
-    # Float32 (an 8-bit texture is the result), one column at a time (ops.vectors).
+    # Float32 (an 8-bit texture is the result), laid out as (3, N) rows: every step below
+    # is a pass over contiguous texels (NumPy on (N, 3) columns is several times slower).
     def frame_axis(values: np.ndarray) -> np.ndarray:
-        return normalize_rows(layout.interpolate(values), 1e-12)
+        rows = layout.interpolate_rows(values)
+        rows /= np.maximum(np.sqrt(rows[0] * rows[0] + rows[1] * rows[1] + rows[2] * rows[2]), 1e-12)
+        return rows
 
     t, b, n = frame_axis(t_v[:, :3]), frame_axis(b_v), frame_axis(n_v)
-    target = layout.gather(np.asarray(object_normal_map, np.float32))
+    target = np.asarray(object_normals, np.float32).T
     # M^-1 = [b x n, n x t, t x b] (rows) / det(M), with det(M) = t . (b x n).
-    b_n = cross_rows(b, n)
-    det = row_dot(t, b_n)
-    local = np.empty(target.shape, np.float32)
-    local[:, 0] = row_dot(b_n, target)
-    local[:, 1] = row_dot(cross_rows(n, t), target)
-    local[:, 2] = row_dot(cross_rows(t, b), target)
-    local /= np.where(np.abs(det) > 1e-12, det, 1.0)[:, None]
-    length = row_norm(local)[:, None]
-    local = np.where(length > 1e-9, local / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0], np.float32))
+    b_n, n_t, t_b = _cross(b, n), _cross(n, t), _cross(t, b)
+    det = t[0] * b_n[0] + t[1] * b_n[1] + t[2] * b_n[2]
+    det = np.where(np.abs(det) > 1e-12, det, np.float32(1.0))
+    local = np.empty((3, target.shape[1]), np.float32)
+    for row, axis in zip(local, (b_n, n_t, t_b)):
+        np.multiply(axis[0], target[0], out=row)
+        row += axis[1] * target[1]
+        row += axis[2] * target[2]
+        row /= det
+    length = np.sqrt(local[0] * local[0] + local[1] * local[1] + local[2] * local[2])
+    zero = length <= 1e-9
+    local /= np.maximum(length, 1e-12)
+    local[:, zero] = np.array([[0.0], [0.0], [1.0]], np.float32)
+    encoded = np.empty((target.shape[1], 3), np.uint8)
+    for c in range(3):
+        encoded[:, c] = encode_unit_vectors(local[c])
+    return encoded
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross products of vectors laid out as rows ``(3, N)``."""
+    return np.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def _flat_outside(layout: UVLayout, texels: np.ndarray) -> np.ndarray:
+    """Tangent-space texels ``(N, 3)`` uint8 -> the texture ``(S, S, 3)``, flat outside the face."""
+    size = layout.size
     texture = np.empty((size * size, 3), np.uint8)
     texture[:] = encode_unit_vectors(np.array([0.0, 0.0, 1.0]))
-    texture[layout.flat_index] = encode_unit_vectors(local)
+    texture[layout.flat_index] = texels
     return texture.reshape(size, size, 3)
 
 
@@ -133,14 +165,18 @@ def write_face_glb(
     )
 
 
-def face_normal_texture(vertices: np.ndarray, normals: np.ndarray, object_normal_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def face_normal_texture(
+    vertices: np.ndarray, normals: np.ndarray, object_normals: np.ndarray, layout: UVLayout | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The face mesh's ``TANGENT`` attribute ``(468, 4)`` and the tangent-space normal texture
-    ``(S, S, 3)`` uint8 of an object-space normal map ``(S, S, 3)`` over ``uv_layout(S)``
-    (what ``write_face_glb`` embeds; ``tangent_space_normal_map``)."""
+    ``(S, S, 3)`` uint8 (what ``write_face_glb`` embeds) of object-space normals: a map
+    ``(S, S, 3)`` over ``uv_layout(S)`` (``tangent_space_normal_map``), or, with ``layout``,
+    per texel of it ``(N, 3)`` (``tangent_space_texels``)."""
     topo = load_face_topology()
     tangents = vertex_tangents(vertices, normals, topo.uv, topo.faces)
-    layout = uv_layout(object_normal_map.shape[0])
-    return tangents, tangent_space_normal_map(object_normal_map, layout, normals, tangents)
+    if layout is None:
+        return tangents, tangent_space_normal_map(object_normals, uv_layout(object_normals.shape[0]), normals, tangents)
+    return tangents, _flat_outside(layout, tangent_space_texels(object_normals, layout, normals, tangents))
 
 
 def write_glb(

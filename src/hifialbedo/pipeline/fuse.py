@@ -16,7 +16,7 @@ import numpy as np
 from hifialbedo.inverse.completion import complete_uv
 from hifialbedo.inverse.detail_normals import DetailObservation, DetailResult, estimate_detail_normals, texel_tangents
 from hifialbedo.inverse.fusion import FusionResult, fuse_albedos
-from hifialbedo.inverse.lighting import LightFit, fit_lighting
+from hifialbedo.inverse.lighting import LightFit, LightingEstimate, apply_lighting, fit_lighting
 from hifialbedo.inverse.priors import consensus
 from hifialbedo.inverse.specular import Separation, SpecularPhoto, region_labels, regional_map, separate_specular
 from hifialbedo.io.contract import PhotoResult, Reconstruction, Timer
@@ -52,9 +52,21 @@ def check_identity(results: Sequence[PhotoResult], models: Models) -> tuple[list
     return [r for i, r in enumerate(results) if i not in odd], excluded, warns
 
 
+def divide_light(results: Sequence[PhotoResult], layout: UVLayout) -> list[PhotoResult]:
+    """The photos with their fitted light divided out of every texel (``LightFit`` ->
+    ``LightingEstimate``, ``inverse.lighting.apply_lighting``); divided ones as they are."""
+    skin = layout.gather(uv_regions(layout.size)["skin"])
+    return [
+        r if isinstance(r.estimate, LightingEstimate)
+        else replace(r, estimate=apply_lighting(r.estimate, r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, skin))
+        for r in results
+    ]  # fmt: skip
+
+
 def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, config: ReconstructConfig) -> Separation:
     """The joint Blinn-Phong fit over the photos (``inverse.specular.separate_specular``),
-    each photo's light refitted on its diffuse remainder with the same priors."""
+    each photo's light refitted on its diffuse remainder with the same priors (the photos'
+    lights as fitted or divided: ``PhotoResult.estimate``)."""
     regions = uv_regions(layout.size)
     skin = layout.gather(regions["skin"])
     photos = []
@@ -202,6 +214,9 @@ def fuse_photo_results(
                 results = [replace(r, estimate=e) for r, e in zip(results, spec.estimates)]
             except ValueError as exc:
                 warns.append(f"specular fit skipped: {exc}")
+    if spec is None:  # no specular fit to divide the light out: the fitted one, per texel
+        with timer.timing("lighting"):
+            results = divide_light(results, layout)
 
     verts, normals = person_mesh(results)
     detail = None
@@ -242,6 +257,7 @@ __all__ = [
     "check_identity",
     "complete_albedo",
     "detail_normals_of",
+    "divide_light",
     "fuse_photo_results",
     "fuse_photos",
     "lit_texture",

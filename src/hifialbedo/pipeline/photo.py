@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hifialbedo.inverse.cues import photo_cues
-from hifialbedo.inverse.lighting import LightingEstimate, estimate_lighting
+from hifialbedo.inverse.lighting import LightFit, fit_lighting
 from hifialbedo.io.contract import PhotoResult, Timer
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import Photo
@@ -35,10 +35,12 @@ def process_photo(
     skin: np.ndarray,
     config: ReconstructConfig,
     timer: Timer,
-) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightingEstimate, dict]:
+) -> tuple[FaceGeometry, ImageRaster, Unwrap, LightFit, dict]:
     """Mesh, unwrap and lighting of one photo (``skin``: per-texel bool over ``layout``), and
     the photo's priors for the lighting fit (``cues``: the keyword argument of
-    ``estimate_lighting``, kept for refits)."""
+    ``fit_lighting``, kept for refits). The light is fitted, not yet divided out of every
+    texel (``inverse.lighting.apply_lighting``): the specular fit divides out the light it
+    refits, ``pipeline.fuse.divide_light`` this one otherwise."""
     with timer.timing("mesh"):
         h, w = photo.pixels.shape[:2]
         geometry = fit_face_geometry(landmarks, (h, w))
@@ -52,10 +54,10 @@ def process_photo(
         face_skin = paste_window(raster, region_in_view(view_maps(geometry, raster), uv_regions(256)["skin"]))
         priors = {"cues": photo_cues(linear, landmarks, face, face_skin)}
         try:
-            estimate = estimate_lighting(unwrapped.colour, unwrapped.normals, unwrapped.confidence, skin, config=config.lighting, **priors)
+            light = fit_lighting(unwrapped.colour, unwrapped.normals, unwrapped.confidence, skin, config=config.lighting, **priors)
         except ValueError as exc:
             raise InputError(photo.path, str(exc)) from None
-    return geometry, raster, unwrapped, estimate, priors
+    return geometry, raster, unwrapped, light, priors
 
 
 def photo_landmarks(
@@ -106,6 +108,8 @@ def analyse_photo(
     """Landmarks, mesh, unwrap and lighting of one photo (raises ``InputError`` naming it).
 
     Landmarks come from ``landmarks`` (an array), else ``landmark_file``, else the detector.
+    The result's ``estimate`` is the fitted ``LightFit`` (``process_photo``);
+    ``pipeline.fuse.fuse_photo_results`` divides it out.
     """
     note = progress or (lambda stage: None)
     timer = timer or Timer()
@@ -115,10 +119,10 @@ def analyse_photo(
         lm, source, photo_warnings = photo_landmarks(photo, face_index=config.face_index, models=models, landmark_file=landmark_file, landmarks=landmarks)
 
     note(f"estimating {path.name}")
-    geometry, raster, unwrapped, estimate, priors = process_photo(photo, lm, layout, skin, config, timer)
+    geometry, raster, unwrapped, light, priors = process_photo(photo, lm, layout, skin, config, timer)
     if not unwrapped.visible.any():
         raise InputError(path, "the face mesh is not visible in the photo")
-    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, estimate, photo_warnings, priors)
+    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, light, photo_warnings, priors)
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:

@@ -56,6 +56,12 @@ class UVLayout:
         """Per-vertex values ``(468, C)`` -> per-texel ``(N, C)`` float32."""
         return np.asarray(self.interpolation @ vertex_values.astype(np.float32, copy=False), dtype=np.float32)
 
+    def interpolate_rows(self, vertex_values: np.ndarray) -> np.ndarray:
+        """Per-vertex values ``(468, C)`` -> per-texel ``(C, N)`` float32, each channel a
+        contiguous row (for per-channel passes over the texels)."""
+        values = vertex_values.astype(np.float32, copy=False)
+        return np.stack([self.interpolation @ values[:, c] for c in range(values.shape[1])])
+
     def scatter(self, texel_values: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Per-texel ``(N, ...)`` -> UV map ``(S, S, ...)``, ``fill`` outside the face."""
         out = np.full((self.size * self.size,) + texel_values.shape[1:], fill, dtype=np.float32)
