@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hifialbedo.inverse.detail_normals import DetailObservation, _tilt, dual_tangents, estimate_detail_normals, texel_tangents
+from hifialbedo.inverse.detail_normals import DetailObservation, _tilt, dual_tangents, estimate_detail_normals, face_tangents, texel_tangents
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.ops.sh import directional_light, sh_shading
@@ -144,3 +144,22 @@ def test_dual_tangents_give_the_gram_solve(scene):
     expected = np.linalg.solve(gram, np.einsum("nkc,nc->nk", t, v)[..., None])[..., 0]
     got = np.stack([(dual[k].T * v).sum(1) for k in range(2)], axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+def test_face_tangents_give_the_per_texel_results_exactly(scene):
+    """FaceTangents (per triangle, gathered) is the per-texel array's arithmetic, not an
+    approximation: the same duals, the same median length and the same detail normals."""
+    layout, g, n0, tan = scene
+    topo = load_face_topology()
+    faces = face_tangents(layout, g.camera_vertices / g.frame.scale, topo.faces, topo.uv)
+    np.testing.assert_array_equal(faces.texels(), tan)
+    np.testing.assert_array_equal(faces.duals(), dual_tangents(tan))
+    assert faces.median_length() == float(np.median(np.linalg.norm(tan.reshape(-1, 3), axis=1).astype(np.float32)))
+    colour = np.full((layout.n_texels, 3), 0.4, np.float32) * sh_shading(n0, LIGHT).astype(np.float32)
+    conf = (n0[:, 2] > 0.1).astype(np.float32)
+    skin = layout.gather(uv_regions(S)["skin"])
+    by_texel, by_face = (
+        estimate_detail_normals(layout, [DetailObservation(colour, LIGHT, n0, t, conf)], n0, t, skin) for t in (tan, faces)
+    )
+    np.testing.assert_array_equal(by_face.normals, by_texel.normals)
+    np.testing.assert_array_equal(by_face.albedo_factors, by_texel.albedo_factors)

@@ -72,13 +72,20 @@ def shading_rows(normals: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     ``(N, C)`` for coefficients ``(9, C)``, or ``(N,)`` for ``(9,)`` (one channel, e.g. luminance).
 
     The same polynomial as :func:`sh_shading`, evaluated with the basis laid out as ``(9, N)``
-    rows: NumPy builds an ``(N, 9)`` stack slowly (about 30 ms for a million-texel layout;
-    this takes a fifth of that). Equal to float32 rounding (a few 1e-7).
+    rows (:func:`sh_basis_rows`, then :func:`shade_basis_rows`; build the basis once where
+    several lights shade the same normals): NumPy builds an ``(N, 9)`` stack slowly (about
+    30 ms for a million-texel layout; this takes a fifth of that). Equal to float32 rounding
+    (a few 1e-7).
 
     >>> n = np.array([[0.0, 0.0, 1.0], [0.6, 0.0, 0.8]])
     >>> bool(np.allclose(shading_rows(n, uniform_light(0.5)), 0.5))
     True
     """
+    return shade_basis_rows(sh_basis_rows(normals), coefficients)
+
+
+def sh_basis_rows(normals: np.ndarray) -> np.ndarray:
+    """The real SH basis (:func:`sh_basis`) of NumPy normals ``(N, 3)`` as float32 rows ``(9, N)``."""
     x, y, z = (np.ascontiguousarray(normals[:, i], dtype=np.float32) for i in range(3))
     c0, c1, c2, c3, c4 = SH_CONSTANTS
     basis = np.empty((9, x.size), np.float32)
@@ -98,6 +105,12 @@ def shading_rows(normals: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     np.multiply(x, x, out=basis[8])
     basis[8] -= y * y
     basis[8] *= c4
+    return basis
+
+
+def shade_basis_rows(basis: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Shading ``(N, C)`` (or ``(N,)``) of basis rows ``(9, N)`` (:func:`sh_basis_rows`) under
+    radiance coefficients ``(9, C)`` (or ``(9,)``), in float32 (:func:`shading_rows`)."""
     coefficients = np.asarray(coefficients)
     weighted = (SHADING_FACTORS.reshape((9,) + (1,) * (coefficients.ndim - 1)) * coefficients).astype(np.float32)
     return np.ascontiguousarray((weighted.T @ basis).T)

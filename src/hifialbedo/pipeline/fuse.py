@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from hifialbedo.inverse.completion import complete_uv
-from hifialbedo.inverse.detail_normals import DetailObservation, DetailResult, estimate_detail_normals, texel_tangents
+from hifialbedo.inverse.detail_normals import DetailObservation, DetailResult, estimate_detail_normals, face_tangents
 from hifialbedo.inverse.fusion import FusionResult, fuse_albedos
 from hifialbedo.inverse.lighting import LightFit, LightingEstimate, apply_lighting, fit_lighting
 from hifialbedo.inverse.priors import consensus
@@ -110,7 +110,7 @@ def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: n
             r.unwrap.colour,
             r.estimate.sh,
             r.unwrap.normals,
-            texel_tangents(layout, r.geometry.camera_vertices / r.geometry.frame.scale, topo.faces, topo.uv),
+            face_tangents(layout, r.geometry.camera_vertices / r.geometry.frame.scale, topo.faces, topo.uv),
             r.estimate.confidence,
         )
         for r in results
@@ -118,7 +118,7 @@ def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: n
     n0 = layout.interpolate(normals)
     n0 = normalize_rows(n0)
     skin = layout.gather(uv_regions(layout.size)["skin"])
-    return estimate_detail_normals(layout, obs, n0, texel_tangents(layout, verts, topo.faces, topo.uv), skin)
+    return estimate_detail_normals(layout, obs, n0, face_tangents(layout, verts, topo.faces, topo.uv), skin)
 
 
 def without_detail_shading(results: Sequence[PhotoResult], detail: DetailResult, config: FusionConfig) -> list[PhotoResult]:
