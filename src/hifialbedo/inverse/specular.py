@@ -27,7 +27,9 @@ Several photos (other lightings, other poses) are fitted jointly: their texels a
 each with its own light and normals, so more distinct half vectors sample the lobe's shape and
 intensity and shininess separate better than from one highlight.
 
-Diffuse is what remains: A = (I - specular) / S (``remove_specular``). The absolute k
+Diffuse is what remains: A = (I - specular) / S, the last light divided out of the
+diffuse remainder (``inverse.lighting.apply_lighting``; ``remove_specular`` for an estimate
+already divided). The absolute k
 inherits the light's brightness ambiguity (the priors' split of a * L): the observable is the
 highlight's radiance k * E, which re-renders consistently with the written light.
 """
@@ -78,6 +80,9 @@ class SpecularConfig:
     refits: int = 2
     """Rounds of refitting the light on the diffuse remainder (I - specular): the highlight
     pulls the SH light's dominant direction toward the viewer, which the lobe depends on."""
+    refit_texels: int = 24000
+    """Visible skin texels (drawn deterministically) whose diffuse remainder each refit sees;
+    the lighting fit samples its own from them (``LightingConfig.fit_texels``)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,21 @@ def regional_map(values: dict[str, float], size: int, *, smooth: float = Specula
     return out if work == size else cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def fit_sample(colour: np.ndarray, confidence: np.ndarray, skin: np.ndarray, config: SpecularConfig = SpecularConfig()) -> np.ndarray:
+    """The texels ``(M,)`` (indices, sorted) one photo's ``observation`` is made of, the same
+    in every round of a separation: visible skin (``skin`` ``(N,)`` bool, unwrap
+    ``confidence`` ``(N,)``), not clipped (``colour`` ``(N, 3)`` linear RGB), at most
+    ``config.fit_texels`` of them, drawn deterministically."""
+    return _draw(np.flatnonzero(skin & (confidence >= config.min_confidence) & (row_max(colour) < 0.995)), config.fit_texels)
+
+
+def _draw(texels: np.ndarray, count: int) -> np.ndarray:
+    """At most ``count`` of ``texels`` (sorted indices), drawn deterministically, sorted."""
+    if texels.size <= count:
+        return texels
+    return np.sort(np.random.default_rng(0).choice(texels, count, replace=False))
+
+
 def observation(
     colour: np.ndarray,
     normals: np.ndarray,
@@ -160,22 +180,25 @@ def observation(
     regions: np.ndarray,
     *,
     config: SpecularConfig = SpecularConfig(),
+    sample: np.ndarray | None = None,
 ) -> SpecularObservation:
     """One photo's fit data. colour ``(N, 3)`` linear RGB (the unwrap), normals ``(N, 3)`` unit
     camera frame, confidence ``(N,)`` the *unwrap* confidence (the lighting's lowers it at the
     highlights we want), skin ``(N,)`` bool, regions ``(N,)`` int (``region_labels`` gathered);
-    ``estimate`` the light L and mean skin albedo a (a ``LightingEstimate`` or a ``LightFit``)."""
+    ``estimate`` the light L and mean skin albedo a (a ``LightingEstimate`` or a ``LightFit``);
+    ``sample`` the photo's ``fit_sample`` (drawn here when None). Texels the light leaves dark
+    (lum(a S) <= 1e-3) are left out."""
+    if sample is None:
+        sample = fit_sample(colour, confidence, skin, config)
     direction, light_colour = directional_part(estimate.sh)
-    # lum(a S) per texel, each channel of a S floored at 1e-4 as the lighting fit floors it (a
-    # dark face under a light with a negative channel depends on that floor).
-    apparent = np.maximum(shading_rows(normals, estimate.sh * estimate.mean_albedo[None, :]), np.float32(1e-4))
+    # lum(a S), each channel of a S floored at 1e-4 as the lighting fit floors it (a dark face
+    # under a light with a negative channel depends on that floor).
+    apparent = np.maximum(shading_rows(normals[sample], estimate.sh * estimate.mean_albedo[None, :]), np.float32(1e-4))
     s_lum = apparent @ LUMA_WEIGHTS.astype(np.float32)
-    usable = skin & (confidence >= config.min_confidence) & (s_lum > 1e-3) & (row_max(colour) < 0.995)
-    idx = np.flatnonzero(usable)
-    if idx.size > config.fit_texels:
-        idx = np.sort(np.random.default_rng(0).choice(idx, config.fit_texels, replace=False))
+    lit = s_lum > 1e-3
+    idx = sample[lit]
     lum = colour[idx] @ LUMA_WEIGHTS.astype(np.float32)
-    s = s_lum[idx].astype(np.float64)
+    s = s_lum[lit].astype(np.float64)
     return SpecularObservation(
         residual=(lum - s) / s,
         normals=normals[idx].astype(np.float64),
@@ -300,9 +323,10 @@ class SpecularPhoto:
     normals: np.ndarray  # (N, 3) unit, camera frame
     confidence: np.ndarray  # (N,) unwrap confidence
     estimate: LightingEstimate
-    refit: Callable[[np.ndarray], LightFit] | None = None
-    """Fits the light again on a colour ``(N, 3)`` (the diffuse remainder: ``inverse.lighting.fit_lighting``
-    with this photo's priors); None: keep ``estimate``."""
+    refit: Callable[[np.ndarray, np.ndarray], LightFit] | None = None
+    """Fits the light again on some texels ``(M,)`` (indices) and their colour ``(M, 3)`` (the
+    diffuse remainder: ``inverse.lighting.fit_lighting`` of those texels, with this photo's
+    priors); None: keep ``estimate``."""
 
 
 @dataclass(frozen=True)
@@ -329,25 +353,32 @@ def separate_specular(
     """Split each photo into diffuse and a Blinn-Phong highlight whose per-texel intensity and
     shininess are fitted jointly over all photos. ``skin`` ``(N,)`` bool and ``regions``
     ``(N,)`` int (``region_labels`` gathered) over the layout's texels; ``texel_index`` the
-    layout's flat indices. Raises ``ValueError`` when too few skin texels are visible."""
+    layout's flat indices. Raises ``ValueError`` when too few skin texels are visible.
+
+    The rounds work on samples of texels (each photo's ``fit_sample`` for the lobe, and
+    ``config.refit_texels`` of its visible skin for the light's refit); the highlight and the
+    division of the last light are computed for every texel once, at the end."""
     estimates: list[LightingEstimate | LightFit] = [p.estimate for p in photos]
-    fitted_on = [p.colour for p in photos]  # the colour each light was fitted on
+    samples = [fit_sample(p.colour, p.confidence, skin, config) for p in photos]
+    refit_texels = [_draw(np.flatnonzero(skin & (p.confidence >= config.min_confidence)), config.refit_texels) for p in photos]
     for round_ in range(config.refits + 1):
-        obs = [observation(p.colour, p.normals, p.confidence, skin, e, regions, config=config) for p, e in zip(photos, estimates)]
-        fit = fit_specular(obs, config=config, uv_size=uv_size, texel_index=texel_index)
-        specular = [
-            specular_radiance(p.normals, o.direction, o.colour, fit.intensity_map, fit.shininess_map) for p, o in zip(photos, obs)
+        obs = [
+            observation(p.colour, p.normals, p.confidence, skin, e, regions, config=config, sample=t)
+            for p, e, t in zip(photos, estimates, samples)
         ]
+        fit = fit_specular(obs, config=config, uv_size=uv_size, texel_index=texel_index)
         if round_ == config.refits or all(p.refit is None for p in photos):
             break
-        # Only the light is refitted here (on the sampled skin texels); the per-texel division
-        # is done once, for the last light.
-        fitted_on = [c if p.refit is None else np.maximum(p.colour - s, 0.0) for p, c, s in zip(photos, fitted_on, specular)]
-        estimates = [e if p.refit is None else p.refit(c) for p, e, c in zip(photos, estimates, fitted_on)]
-    estimates = [
-        e if isinstance(e, LightingEstimate) else apply_lighting(e, c, p.normals, p.confidence, skin)
-        for p, e, c in zip(photos, estimates, fitted_on)
+        for i, (p, o, t) in enumerate(zip(photos, obs, refit_texels)):
+            if p.refit is not None:
+                highlight = specular_radiance(p.normals[t], o.direction, o.colour, fit.intensity_map[t], fit.shininess_map[t])
+                estimates[i] = p.refit(t, np.maximum(p.colour[t] - highlight, 0.0))
+    specular = [specular_radiance(p.normals, o.direction, o.colour, fit.intensity_map, fit.shininess_map) for p, o in zip(photos, obs)]
+    # The last light divided out of the diffuse remainder (albedo, shading, confidence); an
+    # estimate already divided only has the highlight taken out of its albedo.
+    diffuse = [
+        apply_lighting(e, np.maximum(p.colour - s, 0.0), p.normals, p.confidence, skin) if isinstance(e, LightFit) else remove_specular(e, p.colour, s)
+        for p, e, s in zip(photos, estimates, specular)
     ]
     per_photo = [fit_specular([o], config=config) for o in obs] if len(obs) > 1 else [fit]
-    diffuse = [remove_specular(e, p.colour, s) for p, e, s in zip(photos, estimates, specular)]
     return Separation(fit, per_photo, diffuse, specular)

@@ -72,11 +72,15 @@ def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, co
     photos = []
     for r in results:
 
-        def refit(colour: np.ndarray, r: PhotoResult = r) -> LightFit:
-            return fit_lighting(colour, r.unwrap.normals, r.unwrap.confidence, skin, config=config.lighting, **r.lighting_priors)
+        def refit(texels: np.ndarray, colour: np.ndarray, r: PhotoResult = r) -> LightFit:
+            u = r.unwrap
+            return fit_lighting(colour, u.normals[texels], u.confidence[texels], skin[texels], config=config.lighting, **r.lighting_priors)
 
         photos.append(SpecularPhoto(r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, r.estimate, refit))
-    return separate_specular(photos, skin, layout.gather(region_labels(layout.size)), uv_size=layout.size, texel_index=layout.flat_index, config=config.specular)
+    return separate_specular(
+        photos, skin, layout.gather(region_labels(layout.size)),
+        uv_size=layout.size, texel_index=layout.flat_index, config=config.specular,
+    )  # fmt: skip
 
 
 def specular_outputs(spec: Separation | None, layout: UVLayout, smooth: float) -> dict:
