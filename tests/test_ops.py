@@ -183,6 +183,9 @@ def test_nested_dissection_solve_equals_superlu_on_a_grid_with_holes():
     x[order] = solve_spd_ordered(matrix[order][:, order], rhs[order])
     np.testing.assert_allclose(x, spsolve(matrix.tocsc(), rhs), rtol=1e-8, atol=1e-8 * np.abs(x).max())
     np.testing.assert_allclose(matrix @ x, rhs, atol=1e-8)
+    single = solve_spd_ordered(matrix[order][:, order], rhs[order], dtype=np.float32)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, x[order], rtol=0, atol=1e-4 * np.abs(x).max())
     # The separator of the first split comes last: its texels share one row or one column.
     last = order[-(mask.sum(axis=0).max()) :]
     assert len(set(rows[last])) == 1 or len(set(cols[last])) == 1

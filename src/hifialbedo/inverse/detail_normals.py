@@ -89,7 +89,6 @@ class DetailResult:
     normals: np.ndarray  # (N, 3) unit detailed normals, head frame
     height: np.ndarray  # (N,) head units, along the coarse normal
     albedo_factors: np.ndarray  # (K, N, 3): S_k(n0) / S_k(n) per photo
-    shading: np.ndarray  # (K, N, 3): S_k(n), the detailed shading per photo
 
 
 @dataclass(frozen=True)
@@ -237,6 +236,24 @@ def _tilt_dual(gradient: tuple[np.ndarray, np.ndarray], dual: np.ndarray) -> np.
     return tilt
 
 
+def _tilted_rows(normals: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], dual: np.ndarray, fade: np.ndarray) -> np.ndarray:
+    """normalize(n0 + fade * _tilt) as unit rows ``(3, N)``: ``normals`` ``(N, 3)``, the height's
+    UV ``gradient`` and the ``dual`` tangents as for ``_tilt_dual``, ``fade`` ``(N,)``; the
+    same numbers as those steps on ``(N, 3)`` arrays, in contiguous passes."""
+    g_u, g_v = gradient
+    rows = np.empty((3, g_u.size), np.float32)
+    for c in range(3):
+        tilt = g_u * dual[0, c]
+        tilt += g_v * dual[1, c]
+        tilt *= fade
+        np.subtract(normals[:, c], tilt, out=rows[c])
+    length = rows[0] * rows[0]
+    length += rows[1] * rows[1]
+    length += rows[2] * rows[2]
+    rows /= np.maximum(np.sqrt(length), 1e-8)
+    return rows
+
+
 def dual_tangents(tangents: np.ndarray) -> np.ndarray:
     """D = [T_u T_v] G^-1 per texel, G the tangents' Gram matrix ``(2, 2)``, as float32
     ``(2, 3, N)`` (D_u, D_v by component: contiguous rows for the per-texel products): the
@@ -317,23 +334,17 @@ def estimate_detail_normals(
         result_height = _solve_height(layout, obs_maps, face, sigma_hp, config)
 
     # Output at full resolution from the (upsampled) height field.
-    fade = np.clip(trust / 0.5, 0.0, 1.0)[:, None]
+    fade = np.clip(trust / 0.5, 0.0, 1.0)
     gradient = _uv_gradient(result_height, layout)  # one height field for the head and every photo
-    tilt_obj = _tilt_dual(gradient, _duals(object_tangents)) * fade
-    normals = object_normals + tilt_obj
-    normals = normalize_rows(normals)
-    factors, shadings = [], []
+    normals = _tilted_rows(object_normals, gradient, _duals(object_tangents), fade).T
+    factors = []
     for ob, dual, b0 in zip(observations, duals, coarse_shading):
-        nk = ob.normals + _tilt_dual(gradient, dual) * fade
-        nk = normalize_rows(nk)
-        b1 = shading_rows(nk, ob.sh)
+        b1 = shading_rows(_tilted_rows(ob.normals, gradient, dual, fade).T, ob.sh)  # (N, 3) columns: rows, as shading_rows reads them
         factors.append(np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4))
-        shadings.append(b1)
     return DetailResult(
-        normals=normals.astype(np.float32),
+        normals=np.ascontiguousarray(normals),
         height=layout.gather(result_height),
-        albedo_factors=np.stack(factors).astype(np.float32),
-        shading=np.stack(shadings).astype(np.float32),
+        albedo_factors=np.stack(factors).astype(np.float32, copy=False),
     )
 
 
@@ -389,7 +400,7 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         # A direct sparse solve, the unknowns in nested-dissection order (ops.grid_solve): the
         # system is a 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs
         # 150+ iterations and smoothed-aggregation AMG about 80 (the data term is anisotropic).
-        x = solve_spd_ordered(lhs, rhs)
+        x = solve_spd_ordered(lhs, rhs, dtype=np.float32).astype(np.float64)  # float32: the height feeds 8-bit normals
     return (_upsample(x, flat, small, size) * ell).astype(np.float32)
 
 
