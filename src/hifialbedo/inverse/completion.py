@@ -21,7 +21,7 @@ def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> 
     the weight is 1 and a smooth extension of them where it is 0.
     """
     w = weights.astype(np.float32)
-    vw = values.astype(np.float32) * w[..., None]
+    vw = values.astype(np.float32, copy=False) * w[..., None]
     pyramid = [(vw, w)]
     while min(pyramid[-1][1].shape) > min_size:
         vw, w = pyramid[-1]
@@ -64,9 +64,14 @@ def complete_uv(
     c_mirror = c[:, ::-1]
     w_mirror = np.clip(c_mirror - c, 0.0, 1.0)  # only where the mirror is trusted more
     total = c + w_mirror
-    combined = (albedo * c[..., None] + mirrored * w_mirror[..., None]) / np.maximum(total, 1e-6)[..., None]
+    # (albedo c + mirrored w_mirror) / total, in place (the maps are the size of the layout).
+    combined = albedo * c[..., None]
+    combined += mirrored * w_mirror[..., None]
+    combined /= np.maximum(total, 1e-6)[..., None]
     combined_conf = np.maximum(c, c_mirror) * face_mask
     smooth = push_pull(combined, combined_conf)
     k = combined_conf[..., None]
-    completed = k * combined + (1.0 - k) * smooth
-    return completed.astype(np.float32), combined_conf.astype(np.float32)
+    # k combined + (1 - k) smooth, in place.
+    completed = np.multiply(combined, k, out=combined)
+    completed += np.multiply(smooth, 1.0 - k, out=smooth)
+    return completed.astype(np.float32, copy=False), combined_conf.astype(np.float32, copy=False)

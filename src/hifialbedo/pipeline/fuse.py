@@ -171,9 +171,14 @@ def complete_albedo(layout: UVLayout, albedo: np.ndarray, confidence: np.ndarray
 def lit_texture(ref: PhotoResult, layout: UVLayout, albedo_map: np.ndarray, config: FusionConfig) -> np.ndarray:
     """texture.png's map ``(S, S, 3)``: the reference photo's UV colour where it saw the face
     well, blended toward albedo x its shading where it did not."""
-    relit = albedo_map * layout.scatter(ref.estimate.shading)
     c_ref = layout.scatter(np.clip(ref.estimate.confidence / config.texture_confidence, 0.0, 1.0))[..., None]
-    return np.clip(c_ref * layout.scatter(ref.unwrap.colour) + (1.0 - c_ref) * relit, 0.0, 1.0).astype(np.float32)
+    # c_ref colour + (1 - c_ref) relit, clipped, in place (the maps are the size of the layout).
+    relit = albedo_map * layout.scatter(ref.estimate.shading)
+    relit *= 1.0 - c_ref
+    texture = layout.scatter(ref.unwrap.colour)
+    texture *= c_ref
+    texture += relit
+    return np.clip(texture, 0.0, 1.0, out=texture)
 
 
 def fuse_photo_results(
@@ -236,13 +241,13 @@ def fuse_photo_results(
 
     note("completing")
     with timer.timing("completion"):
-        albedo_map = np.clip(complete_albedo(layout, fusion.albedo, fused_conf) if learned is None else learned, 0.0, 1.0)
+        albedo_map = np.clip(complete_albedo(layout, fusion.albedo, fused_conf) if learned is None else learned, 0.0, 1.0).astype(np.float32, copy=False)
         texture = lit_texture(results[0], layout, albedo_map, config.fusion)
 
     return Reconstruction(
         results=results,
         layout=layout,
-        albedo=albedo_map.astype(np.float32),
+        albedo=albedo_map,
         confidence=layout.scatter(np.clip(fused_conf, 0.0, 1.0)),
         texture=texture,
         object_vertices=verts,
