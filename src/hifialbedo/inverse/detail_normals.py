@@ -134,7 +134,7 @@ def face_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarra
     inv = np.where(np.abs(det) > 1e-12, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
     dp_du = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv
     dp_dv = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv
-    return FaceTangents(np.stack([dp_du, dp_dv], axis=1).astype(np.float32), layout.fragments.face_index[layout.rows, layout.cols])
+    return FaceTangents(np.stack([dp_du, dp_dv], axis=1).astype(np.float32), layout.face_of_texel)
 
 
 def texel_tangents(layout, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> np.ndarray:

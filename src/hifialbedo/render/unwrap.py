@@ -74,7 +74,7 @@ def unwrap(image: np.ndarray, geometry: FaceGeometry, layout: UVLayout, raster: 
         ]
     )
     colour = sampled.reshape(-1, 3)[:n].astype(np.float32, copy=False)
-    colour = np.where(visible[:, None], colour, 0.0).astype(np.float32)
+    colour[~visible] = 0.0
 
     # Sampling density: photo pixels per texel along a line, per triangle (sqrt of the area ratio).
     uv_px = topo.uv * layout.size
@@ -86,9 +86,9 @@ def unwrap(image: np.ndarray, geometry: FaceGeometry, layout: UVLayout, raster: 
         return np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
     density_per_face = np.sqrt(areas(img_px) / np.maximum(areas(uv_px), 1e-12))
-    density = density_per_face[layout.fragments.face_index[layout.rows, layout.cols]]
+    density = density_per_face[layout.face_of_texel]
     median_density = float(np.median(density[visible])) if visible.any() else 0.0
     resolution = np.clip(density / max(median_density, 1e-8), 0.0, 1.0)
     view = np.clip((normals[:, 2] - 0.15) / 0.45, 0.0, 1.0)
     confidence = (visible * view * resolution * layout.border_weight).astype(np.float32)
-    return Unwrap(colour, normals.astype(np.float32), visible, confidence, median_density)
+    return Unwrap(colour, normals.astype(np.float32, copy=False), visible, confidence, median_density)

@@ -17,7 +17,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -51,6 +51,11 @@ class UVLayout:
     @property
     def n_texels(self) -> int:
         return len(self.rows)
+
+    @cached_property
+    def face_of_texel(self) -> np.ndarray:
+        """``(N,)`` the triangle each covered texel lies in (computed once per layout)."""
+        return self.fragments.face_index[self.rows, self.cols]
 
     def interpolate(self, vertex_values: np.ndarray) -> np.ndarray:
         """Per-vertex values ``(468, C)`` -> per-texel ``(N, C)`` float32."""
