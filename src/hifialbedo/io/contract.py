@@ -186,10 +186,15 @@ def grey8(values: np.ndarray) -> np.ndarray:
 def normal_rgba(layout: UVLayout, normals: np.ndarray, face: np.ndarray) -> np.ndarray:
     """Per-texel unit normals ``(N, 3)`` -> RGBA uint8 map, RGB = (n + 1) / 2, alpha = face."""
     size = layout.size
-    nm = np.empty((size * size, 4), np.uint8)
-    nm[:, :3] = 128  # round(0.5 * 255): the fill outside the face
-    # Encoded per texel, then scattered as bytes (a quarter of the memory traffic of floats).
-    nm[layout.flat_index, :3] = np.clip(np.round((normals.astype(np.float32) + 1.0) * 0.5 * 255), 0, 255).astype(np.uint8)
+    # Encoded per texel, then scattered as whole 4-byte pixels (a quarter of the memory
+    # traffic of floats); 128 = round(0.5 * 255) is the fill outside the face.
+    code = np.add(normals, 1.0, dtype=np.float32)
+    code *= 127.5  # = 0.5 * 255, exactly
+    np.clip(np.round(code, out=code), 0, 255, out=code)
+    texels = np.zeros((layout.n_texels, 4), np.uint8)
+    texels[:, :3] = code
+    nm = np.full((size * size, 4), (128, 128, 128, 0), np.uint8)
+    nm.view(np.uint32)[layout.flat_index, 0] = texels.view(np.uint32)[:, 0]
     nm[:, 3] = (face.reshape(-1) * 255).astype(np.uint8)
     return nm.reshape(size, size, 4)
 
