@@ -67,3 +67,28 @@ def test_fitted_geometry_projects_onto_landmarks_and_faces_camera(grace):
     # The head frame is a rotation; a near-frontal photo gives one near the identity.
     np.testing.assert_allclose(g.frame.rotation @ g.frame.rotation.T, np.eye(3), atol=1e-9)
     assert np.trace(g.frame.rotation) > 2.8
+
+
+def test_the_detector_loads_without_matplotlib_and_leaves_it_importable():
+    """import_mediapipe keeps mediapipe's drawing helpers from importing matplotlib (a third
+    of the command's start-up), and a later import of matplotlib gets the real one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cv2\n"
+        "from hifialbedo.mesh.landmarks import LandmarkDetector\n"
+        "detector = LandmarkDetector()\n"
+        "assert 'matplotlib' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+        "image = cv2.imread(sys.argv[1])[..., ::-1]\n"
+        "assert detector.detect(image).landmarks.shape == (478, 3)\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert callable(plt.figure)\n"
+        "print('ok')\n"
+    )
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+    out = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -64,14 +65,45 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+class _NotLoaded(types.ModuleType):
+    """Stands in for a module while ``import_mediapipe`` runs; any use of it says so."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"{self.__name__} was not loaded for mediapipe's drawing helpers (hifialbedo never draws with them)")
+
+
+def import_mediapipe() -> types.ModuleType:
+    """``import mediapipe``, without the matplotlib its package imports.
+
+    mediapipe's ``__init__`` imports its drawing helpers (``solutions.drawing_utils``), which
+    import ``matplotlib.pyplot`` at module level, a third of a one-photo command's start-up
+    (0.3-0.5 s), only to plot landmarks, which we never do. While mediapipe is imported, a
+    matplotlib not yet imported is a placeholder (``_NotLoaded``), taken out of
+    ``sys.modules`` afterwards: a later ``import matplotlib`` loads the real one.
+    """
+    if "mediapipe" in sys.modules:
+        return sys.modules["mediapipe"]
+    placeholders = {name: _NotLoaded(name) for name in ("matplotlib", "matplotlib.pyplot") if name not in sys.modules}
+    sys.modules.update(placeholders)
+    try:
+        import mediapipe
+    finally:
+        for name, module in placeholders.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return mediapipe
+
+
 class LandmarkDetector:
     """MediaPipe FaceMesh in static-image mode, loaded once and reused.
 
-    ``mediapipe`` is imported on construction, not at module import (it takes ~1 s).
+    ``mediapipe`` is imported on construction, not at module import (``import_mediapipe``).
     """
 
     def __init__(self, max_faces: int = 5) -> None:
-        import mediapipe as mp
+        mp = import_mediapipe()
 
         with quiet_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
