@@ -43,9 +43,11 @@ class RayReconstructor:
 
     def __init__(self, config: ReconstructConfig) -> None:
         from hifialbedo.batch.worker import ItemProcessor, limit_threads
+        from hifialbedo.pipeline.allocator import keep_freed_memory
 
         os.environ.setdefault("GLOG_minloglevel", "2")
         limit_threads()
+        keep_freed_memory()  # the actor's process is ours for its lifetime, as a local worker's is
         self.processor = ItemProcessor(config)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:

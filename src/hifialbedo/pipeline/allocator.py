@@ -9,7 +9,7 @@ maximum (32 MiB on 64-bit) and the trim threshold to 1 GiB keeps freed memory in
 the next array.
 
 Called by the processes hifialbedo owns (the ``hifialbedo`` command, which also runs
-``serve``, and the ``batch`` workers), never on import: a program that uses the package as a
+``serve``, and the ``batch`` workers: local processes and Ray actors), never on import: a program that uses the package as a
 library keeps its own allocator settings. A no-op where the C library has no ``mallopt``.
 """
 
