@@ -367,8 +367,6 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     x = np.zeros(n)
     for _ in range(max(config.iterations, 1)):
         h_gradient = _uv_gradient(_upsample(x, flat, small, size) * ell, layout) if x.any() else None
-        lhs = sparse.csr_matrix((n, n))
-        rhs = np.zeros(n)
         data_scale = []
         terms = []
         for ob, dual, coef, s0, b, w in obs_maps:
@@ -389,14 +387,25 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
             r_s = down(resid).reshape(-1)[flat]
             terms.append((a_s, w_s, r_s))
             data_scale.append(float(np.sum(w_s * (a_s**2).sum(1)) / max(np.sum(w_s > 0.1), 1)))
+        # The photos' normal equations, summed per texel before any sparse product: with
+        # m_k = diag(a_u) du + diag(a_v) dv, m_k^T W_k m_k = du^T diag(w a_u^2) du
+        # + dv^T diag(w a_v^2) dv + du^T diag(w a_u a_v) dv + its transpose, and
+        # m_k^T W_k (r_k + m_k x) = du^T (w a_u (r_k + m_k x)) + dv^T (w a_v (r_k + m_k x)).
+        uu, vv, uv, q_u, q_v = (np.zeros(n) for _ in range(5))
+        du_x, dv_x = du @ x, dv @ x
         for a_s, w_s, r_s in terms:
-            m = sparse.diags(a_s[:, 0]) @ du + sparse.diags(a_s[:, 1]) @ dv
-            mw = m.T @ sparse.diags(w_s)
-            lhs = lhs + mw @ m
-            rhs += mw @ (r_s + m @ x)  # solve for the new x, not the step
+            a_u, a_v = a_s[:, 0], a_s[:, 1]
+            w_r = w_s * (r_s + a_u * du_x + a_v * dv_x)  # solve for the new x, not the step
+            uu += w_s * a_u * a_u
+            vv += w_s * a_v * a_v
+            uv += w_s * a_u * a_v
+            q_u += a_u * w_r
+            q_v += a_v * w_r
+        cross = du.T @ sparse.diags(uv) @ dv
         lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
         mu = lam / (sigma_hp / step) ** 2
-        lhs = lhs + lam * laplacian + mu * sparse.identity(n)
+        lhs = du.T @ sparse.diags(uu) @ du + dv.T @ sparse.diags(vv) @ dv + cross + cross.T + lam * laplacian + mu * sparse.identity(n)
+        rhs = du.T @ q_u + dv.T @ q_v
         # A direct sparse solve, the unknowns in nested-dissection order (ops.grid_solve): the
         # system is a 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs
         # 150+ iterations and smoothed-aggregation AMG about 80 (the data term is anisotropic).
