@@ -76,9 +76,16 @@ def fuse_albedos(albedos: np.ndarray, confidences: np.ndarray, *, robust_scale: 
     w = conf.copy()
     photo_w = np.ones(k, dtype=np.float32)
     for _ in range(3):
-        diff = scaled - _weighted_mean(scaled, w)[None]
-        length = np.sqrt(diff[:, 0] ** 2 + diff[:, 1] ** 2 + diff[:, 2] ** 2)  # (K, N)
-        dist = np.abs(diff[:, 0] * luma[0] + diff[:, 1] * luma[1] + diff[:, 2] * luma[2]) + 0.5 * length
+        fused = _weighted_mean(scaled, w)
+        # |diff| and lum(diff) (K, N) of diff = scaled - fused, a channel at a time.
+        square = np.zeros(w.shape, np.float32)
+        lum = np.zeros(w.shape, np.float32)
+        for c in range(3):
+            diff = scaled[:, c] - fused[c]
+            lum += diff * luma[c]
+            diff *= diff
+            square += diff
+        dist = np.abs(lum) + 0.5 * np.sqrt(square)
         texel_w = 1.0 / (1.0 + (dist / robust_scale) ** 2)
         # A photo that disagrees overall (an odd light the model cannot explain) counts less.
         typical = (dist * conf).sum(axis=1) / np.maximum(conf.sum(axis=1), 1e-9)
