@@ -160,8 +160,15 @@ def apply_lighting(fit: LightFit, colour: np.ndarray, normals: np.ndarray, confi
     s_all = np.maximum(shading_rows(normals, fit.apparent), np.float32(1e-4))  # (N, 3) apparent shading = a * S
     relative = colour / s_all  # ~1 on average skin
     rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
-    chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
-    d_chroma = row_norm(chroma - fit.skin_chroma)
+    # |chroma - skin chroma|, chroma = relative / rel_lum, a channel at a time (no (N, 3) temporaries).
+    rel_lum_floor = np.maximum(rel_lum, np.float32(1e-6))
+    d_chroma = np.zeros(rel_lum.shape, np.float32)
+    for c in range(3):
+        d = relative[:, c] / rel_lum_floor
+        d -= fit.skin_chroma[c]
+        d *= d
+        d_chroma += d
+    np.sqrt(d_chroma, out=d_chroma)
 
     k = fit.outlier_sigmas
     excess_lum = np.maximum(np.abs(rel_lum - fit.relative_median) / fit.relative_sigma - k, 0.0)
@@ -175,10 +182,12 @@ def apply_lighting(fit: LightFit, colour: np.ndarray, normals: np.ndarray, confi
     a32 = fit.mean_albedo.astype(np.float32)
     skin_all = skin & (confidence > 0)
     flagged = skin_all & (outlier_weight < 0.5)
+    relative *= a32  # the albedo, in place
+    s_all /= a32  # the shading
     return LightingEstimate(
         sh=fit.sh,
-        albedo=np.clip(relative * a32, 0.0, 1.0),
-        shading=s_all / a32,
+        albedo=np.clip(relative, 0.0, 1.0, out=relative),
+        shading=s_all,
         confidence=new_conf,
         mean_albedo=fit.mean_albedo,
         fit_residual=fit.relative_sigma,
