@@ -303,8 +303,8 @@ def fit_specular(
 def specular_radiance(normals: np.ndarray, direction: np.ndarray, colour: np.ndarray, intensity, shininess) -> np.ndarray:
     """The highlight ``(N, 3)`` linear RGB: intensity x E x Blinn-Phong lobe (``ops.brdf``);
     ``intensity`` / ``shininess`` scalars or ``(N,)``."""
-    lobe = blinn_phong(normals.astype(np.float32), direction, shininess=shininess, intensity=intensity)
-    return (lobe[:, None] * np.asarray(colour, dtype=np.float32)[None, :]).astype(np.float32)
+    lobe = blinn_phong(normals.astype(np.float32, copy=False), direction, shininess=shininess, intensity=intensity)
+    return (lobe[:, None] * np.asarray(colour, dtype=np.float32)[None, :]).astype(np.float32, copy=False)
 
 
 def remove_specular(estimate: LightingEstimate, colour: np.ndarray, specular: np.ndarray) -> LightingEstimate:
