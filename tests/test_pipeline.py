@@ -132,6 +132,33 @@ def test_fusion_of_relit_copies_beats_every_single_one(grace, tmp_path, models):
     assert fused_err < min(singles), (fused_err, singles)
 
 
+def test_photos_analysed_in_parallel_threads_give_the_serial_result(grace, tmp_path, models):
+    """With OpenCV allowed one thread the photos go one after the other (as in a batch worker);
+    with more, their analysis and per-photo steps run on a thread pool: the same numbers."""
+    import cv2
+
+    image, lm = grace
+    truth = known_albedo(UV)
+    paths, lms = [], []
+    for i, direction in enumerate(([0.6, 0.2, 0.8], [-0.5, 0.3, 0.8], [0.1, -0.4, 0.9])):
+        p, l = write_case(tmp_path, f"photo{i}", render_known_face(image, lm, truth, directional_light(direction, 0.9, 0.4), seed=i), lm)
+        paths.append(p)
+        lms.append(l)
+    config = ReconstructConfig(uv_size=UV, check_identity=False)
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        serial = reconstruct_photos(paths, config=config, landmark_files=lms, models=models)
+        cv2.setNumThreads(max(before, 2))
+        parallel = reconstruct_photos(paths, config=config, landmark_files=lms, models=models)
+    finally:
+        cv2.setNumThreads(before)
+    np.testing.assert_array_equal(parallel.albedo, serial.albedo)
+    np.testing.assert_array_equal(parallel.detail_normals, serial.detail_normals)
+    np.testing.assert_array_equal(parallel.specular, serial.specular)
+    assert [r.name for r in parallel.results] == [r.name for r in serial.results] == ["photo0", "photo1", "photo2"]
+
+
 def test_fuse_albedos_rejects_one_odd_photo():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0.2, 0.6, (5000, 3))

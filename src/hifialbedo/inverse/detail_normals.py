@@ -37,7 +37,7 @@ A0 by it gives A = I / S_k(n), so the detail explained by the normals leaves the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -281,13 +281,15 @@ def estimate_detail_normals(
     skin: np.ndarray,
     *,
     config: DetailConfig = DetailConfig(),
+    map_photos: Callable = map,
 ) -> DetailResult:
     """Detailed head-frame normals from one or more photos (see the module docstring).
 
     ``object_normals`` ``(N, 3)`` unit coarse normals and ``object_tangents`` ``(N, 2, 3)``
     (``texel_tangents``, or their ``FaceTangents``) in the head frame; ``skin`` ``(N,)`` bool or weight in [0, 1]: where
     high-frequency luminance is trusted to be shading. Photos' tangents must be in the same
-    units (head units) so that one height field serves all.
+    units (head units) so that one height field serves all. ``map_photos``: how the per-photo
+    steps run over the photos (``map``; a thread pool's ``map`` runs them in parallel).
     """
     if not observations:
         raise ValueError("no observations")
@@ -298,49 +300,57 @@ def estimate_detail_normals(
     face = layout.mask.astype(np.float32)
     sigma_hp = config.highpass_sigma * size
 
-    # Per photo, on the full grid: observation b, data weight w, linear map a = (a_u, a_v).
-    obs_maps, trust = [], np.zeros(n_tex, np.float32)
-    duals = [_duals(ob.tangents) for ob in observations]
-    coarse_shading = []  # S_k(n0) (N, 3) per photo, for the albedo factors
-    for ob, dual in zip(observations, duals):
+    small = min(size, config.solve_size)
+    k = small / size
+    floor = 1e-3 * _resize(face, small)
+
+    def photo_data(ob: DetailObservation) -> tuple:
+        """One photo's tangent duals, coarse shading S_k(n0) ``(N, 3)`` (for the albedo
+        factors), trusted confidence ``(N,)`` and its data for the solve (None when it has
+        too few trusted texels): observation b, data weight w, on the full grid."""
+        dual = _duals(ob.tangents)
         n0 = ob.normals.astype(np.float32)
         coef = ob.sh.astype(np.float64) @ LUMA_WEIGHTS
         basis = sh_basis_rows(n0)  # one basis for the luminance and the RGB shading of n0
         s0 = np.maximum(shade_basis_rows(basis, coef), 1e-4)
-        coarse_shading.append(shade_basis_rows(basis, ob.sh))
+        coarse = shade_basis_rows(basis, ob.sh)
         del basis
         lum = np.maximum(ob.colour.astype(np.float32) @ luma, 1e-4)
         conf = np.where(ob.confidence >= config.min_confidence, ob.confidence, 0.0).astype(np.float32)
-        trust = np.maximum(trust, conf)
         # Band-pass on a grid of at most solve_size (the wide blur is the costly part).
-        small = min(size, config.solve_size)
-        k = small / size
         y = _resize(layout.scatter(np.log(lum) - np.log(s0)), small)
         wmap = _resize(layout.scatter(conf) * skin_w, small)
-        floor = 1e-3 * _resize(face, small)
         band = _blur(y, wmap + floor, config.fine_sigma * small) - _blur(y, wmap + floor, sigma_hp * k)
         b = layout.gather(_resize(band, size))
         w = layout.gather(_resize(wmap, size))
         sel = w > 0.1
         if sel.sum() < 50:
-            continue
+            return dual, coarse, conf, None
         spread = 1.4826 * np.median(np.abs(b[sel] - np.median(b[sel]))) + 1e-4
         width = max(config.robust_sigmas * spread, config.min_robust_width)
         w = w / (1.0 + (b / width) ** 2)
-        obs_maps.append((ob, dual, coef, s0, b, w))
+        return dual, coarse, conf, (ob, dual, coef, s0, b, w)
+
+    duals, coarse_shading, confidences, data = zip(*map_photos(photo_data, observations))
+    trust = np.zeros(n_tex, np.float32)
+    for conf in confidences:
+        trust = np.maximum(trust, conf)
+    obs_maps = [d for d in data if d is not None]
 
     result_height = np.zeros((size, size), np.float32)
     if obs_maps:
-        result_height = _solve_height(layout, obs_maps, face, sigma_hp, config)
+        result_height = _solve_height(layout, obs_maps, face, sigma_hp, config, map_photos)
 
     # Output at full resolution from the (upsampled) height field.
     fade = np.clip(trust / 0.5, 0.0, 1.0)
     gradient = _uv_gradient(result_height, layout)  # one height field for the head and every photo
     normals = _tilted_rows(object_normals, gradient, _duals(object_tangents), fade).T
-    factors = []
-    for ob, dual, b0 in zip(observations, duals, coarse_shading):
+
+    def albedo_factor(ob: DetailObservation, dual: np.ndarray, b0: np.ndarray) -> np.ndarray:
         b1 = shading_rows(_tilted_rows(ob.normals, gradient, dual, fade).T, ob.sh)  # (N, 3) columns: rows, as shading_rows reads them
-        factors.append(np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4))
+        return np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4)
+
+    factors = list(map_photos(albedo_factor, observations, duals, coarse_shading))
     return DetailResult(
         normals=np.ascontiguousarray(normals),
         height=layout.gather(result_height),
@@ -348,7 +358,7 @@ def estimate_detail_normals(
     )
 
 
-def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: DetailConfig) -> np.ndarray:
+def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: DetailConfig, map_photos: Callable = map) -> np.ndarray:
     """The height map ``(S, S)`` (head units), solved on a grid of at most ``solve_size``."""
     size = layout.size
     small = min(size, config.solve_size)
@@ -367,9 +377,9 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     x = np.zeros(n)
     for _ in range(max(config.iterations, 1)):
         h_gradient = _uv_gradient(_upsample(x, flat, small, size) * ell, layout) if x.any() else None
-        data_scale = []
-        terms = []
-        for ob, dual, coef, s0, b, w in obs_maps:
+
+        def photo_terms(ob: DetailObservation, dual: np.ndarray, coef: np.ndarray, s0: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple:
+            """One photo's linear map (a_u, a_v) ``(n, 2)``, weight and residual ``(n,)`` on the solve grid."""
             if h_gradient is None:
                 nk, sk = ob.normals, s0
             else:
@@ -383,10 +393,10 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
             # Residual after the current height, re-linearised at n_k (Gauss-Newton).
             resid = b - (np.log(sk) - np.log(s0))
             a_s = np.stack([down(a_u).reshape(-1)[flat], down(a_v).reshape(-1)[flat]], axis=1) * ell
-            w_s = down(w).reshape(-1)[flat]
-            r_s = down(resid).reshape(-1)[flat]
-            terms.append((a_s, w_s, r_s))
-            data_scale.append(float(np.sum(w_s * (a_s**2).sum(1)) / max(np.sum(w_s > 0.1), 1)))
+            return a_s, down(w).reshape(-1)[flat], down(resid).reshape(-1)[flat]
+
+        terms = list(map_photos(photo_terms, *zip(*obs_maps)))
+        data_scale = [float(np.sum(w_s * (a_s**2).sum(1)) / max(np.sum(w_s > 0.1), 1)) for a_s, w_s, _ in terms]
         # The photos' normal equations, summed per texel before any sparse product: with
         # m_k = diag(a_u) du + diag(a_v) dv, m_k^T W_k m_k = du^T diag(w a_u^2) du
         # + dv^T diag(w a_v^2) dv + du^T diag(w a_u a_v) dv + its transpose, and

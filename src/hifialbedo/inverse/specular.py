@@ -349,17 +349,20 @@ def separate_specular(
     uv_size: int,
     texel_index: np.ndarray,
     config: SpecularConfig = SpecularConfig(),
+    map_photos: Callable = map,
 ) -> Separation:
     """Split each photo into diffuse and a Blinn-Phong highlight whose per-texel intensity and
     shininess are fitted jointly over all photos. ``skin`` ``(N,)`` bool and ``regions``
     ``(N,)`` int (``region_labels`` gathered) over the layout's texels; ``texel_index`` the
     layout's flat indices. Raises ``ValueError`` when too few skin texels are visible.
+    ``map_photos``: how the per-texel work of each photo runs over the photos (``map``; a
+    thread pool's ``map`` runs the photos in parallel: they are independent).
 
     The rounds work on samples of texels (each photo's ``fit_sample`` for the lobe, and
     ``config.refit_texels`` of its visible skin for the light's refit); the highlight and the
     division of the last light are computed for every texel once, at the end."""
     estimates: list[LightingEstimate | LightFit] = [p.estimate for p in photos]
-    samples = [fit_sample(p.colour, p.confidence, skin, config) for p in photos]
+    samples = list(map_photos(lambda p: fit_sample(p.colour, p.confidence, skin, config), photos))
     refit_texels = [_draw(np.flatnonzero(skin & (p.confidence >= config.min_confidence)), config.refit_texels) for p in photos]
     for round_ in range(config.refits + 1):
         obs = [
@@ -373,12 +376,16 @@ def separate_specular(
             if p.refit is not None:
                 highlight = specular_radiance(p.normals[t], o.direction, o.colour, fit.intensity_map[t], fit.shininess_map[t])
                 estimates[i] = p.refit(t, np.maximum(p.colour[t] - highlight, 0.0))
-    specular = [specular_radiance(p.normals, o.direction, o.colour, fit.intensity_map, fit.shininess_map) for p, o in zip(photos, obs)]
-    # The last light divided out of the diffuse remainder (albedo, shading, confidence); an
-    # estimate already divided only has the highlight taken out of its albedo.
-    diffuse = [
-        apply_lighting(e, np.maximum(p.colour - s, 0.0), p.normals, p.confidence, skin) if isinstance(e, LightFit) else remove_specular(e, p.colour, s)
-        for p, e, s in zip(photos, estimates, specular)
-    ]
+
+    def separate(p: SpecularPhoto, o: SpecularObservation, e: LightFit | LightingEstimate) -> tuple[np.ndarray, LightingEstimate]:
+        """The photo's highlight at every texel and its diffuse estimate: the last light
+        divided out of the diffuse remainder (albedo, shading, confidence); an estimate
+        already divided only has the highlight taken out of its albedo."""
+        s = specular_radiance(p.normals, o.direction, o.colour, fit.intensity_map, fit.shininess_map)
+        if isinstance(e, LightFit):
+            return s, apply_lighting(e, np.maximum(p.colour - s, 0.0), p.normals, p.confidence, skin)
+        return s, remove_specular(e, p.colour, s)
+
+    specular, diffuse = (list(x) for x in zip(*map_photos(separate, photos, obs, estimates)))
     per_photo = [fit_specular([o], config=config) for o in obs] if len(obs) > 1 else [fit]
     return Separation(fit, per_photo, diffuse, specular)

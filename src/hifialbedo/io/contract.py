@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -109,12 +110,15 @@ CAMERA_POSE_CONVENTION = (
 
 @dataclass
 class Timer:
-    """Seconds spent per stage of a run (``report.json`` ``timings_s``), summed over calls."""
+    """Seconds spent per stage of a run (``report.json`` ``timings_s``), summed over calls
+    (and over threads: photos analysed in parallel add up, so a stage may exceed its wall time)."""
 
     stages: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, seconds: float) -> None:
-        self.stages[name] = self.stages.get(name, 0.0) + seconds
+        with self._lock:
+            self.stages[name] = self.stages.get(name, 0.0) + seconds
 
     @contextlib.contextmanager
     def timing(self, name: str) -> Iterator[None]:

@@ -63,7 +63,7 @@ def divide_light(results: Sequence[PhotoResult], layout: UVLayout) -> list[Photo
     ]  # fmt: skip
 
 
-def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, config: ReconstructConfig) -> Separation:
+def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, config: ReconstructConfig, map_photos: Callable = map) -> Separation:
     """The joint Blinn-Phong fit over the photos (``inverse.specular.separate_specular``),
     each photo's light refitted on its diffuse remainder with the same priors (the photos'
     lights as fitted or divided: ``PhotoResult.estimate``)."""
@@ -79,7 +79,7 @@ def separate_photo_specular(results: Sequence[PhotoResult], layout: UVLayout, co
         photos.append(SpecularPhoto(r.unwrap.colour, r.unwrap.normals, r.unwrap.confidence, r.estimate, refit))
     return separate_specular(
         photos, skin, layout.gather(region_labels(layout.size)),
-        uv_size=layout.size, texel_index=layout.flat_index, config=config.specular,
+        uv_size=layout.size, texel_index=layout.flat_index, config=config.specular, map_photos=map_photos,
     )  # fmt: skip
 
 
@@ -105,7 +105,7 @@ def person_mesh(results: Sequence[PhotoResult]) -> tuple[np.ndarray, np.ndarray]
     return verts, vertex_normals(verts, load_face_topology().faces)
 
 
-def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: np.ndarray, normals: np.ndarray) -> DetailResult:
+def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: np.ndarray, normals: np.ndarray, map_photos: Callable = map) -> DetailResult:
     """The photos' shading detail on top of the mesh ``verts``/``normals`` (head frame):
     ``inverse.detail_normals.DetailResult`` (per-texel normals, per-photo albedo factors)."""
     topo = load_face_topology()
@@ -122,7 +122,7 @@ def detail_normals_of(results: Sequence[PhotoResult], layout: UVLayout, verts: n
     n0 = layout.interpolate(normals)
     n0 = normalize_rows(n0)
     skin = layout.gather(uv_regions(layout.size)["skin"])
-    return estimate_detail_normals(layout, obs, n0, face_tangents(layout, verts, topo.faces, topo.uv), skin)
+    return estimate_detail_normals(layout, obs, n0, face_tangents(layout, verts, topo.faces, topo.uv), skin, map_photos=map_photos)
 
 
 def without_detail_shading(results: Sequence[PhotoResult], detail: DetailResult, config: FusionConfig) -> list[PhotoResult]:
@@ -190,8 +190,12 @@ def fuse_photo_results(
     timer: Timer | None = None,
     warnings_so_far: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    map_photos: Callable = map,
 ) -> Reconstruction:
     """Identity check, fusion and completion of analysed photos (the first is the reference).
+
+    ``map_photos``: how each step's per-photo work runs over the photos (``map``; a thread
+    pool's ``map`` runs the photos in parallel, ``pipeline.reconstruct`` gives its own).
 
     With ``config.model`` the albedo is the learned model's; the fusion still runs (its gains,
     weights and confidence are outputs) but its albedo is not completed.
@@ -219,7 +223,7 @@ def fuse_photo_results(
         note("specular")
         with timer.timing("specular"):
             try:
-                spec = separate_photo_specular(results, layout, config)
+                spec = separate_photo_specular(results, layout, config, map_photos)
                 results = [replace(r, estimate=e) for r, e in zip(results, spec.estimates)]
             except ValueError as exc:
                 warns.append(f"specular fit skipped: {exc}")
@@ -232,7 +236,7 @@ def fuse_photo_results(
     if config.detail_normals:
         note("detail normals")
         with timer.timing("detail_normals"):
-            detail = detail_normals_of(results, layout, verts, normals)
+            detail = detail_normals_of(results, layout, verts, normals, map_photos)
             results = without_detail_shading(results, detail, config.fusion)
 
     note("fusing")

@@ -113,16 +113,31 @@ def analyse_photo(
     """
     note = progress or (lambda stage: None)
     timer = timer or Timer()
-    path = photo.path
-    note(f"landmarks {path.name}")
+    note(f"landmarks {photo.path.name}")
     with timer.timing("landmarks"):
         lm, source, photo_warnings = photo_landmarks(photo, face_index=config.face_index, models=models, landmark_file=landmark_file, landmarks=landmarks)
+    note(f"estimating {photo.path.name}")
+    return analyse_located_photo(photo, name, lm, source, photo_warnings, layout=layout, skin=skin, config=config, timer=timer)
 
-    note(f"estimating {path.name}")
-    geometry, raster, unwrapped, light, priors = process_photo(photo, lm, layout, skin, config, timer)
+
+def analyse_located_photo(
+    photo: Photo,
+    name: str,
+    landmarks: np.ndarray,
+    landmark_source: str,
+    photo_warnings: list[str],
+    *,
+    layout: UVLayout,
+    skin: np.ndarray,
+    config: ReconstructConfig = ReconstructConfig(),
+    timer: Timer | None = None,
+) -> PhotoResult:
+    """``analyse_photo`` once the landmarks are known (``photo_landmarks``): mesh, unwrap and
+    lighting. Needs no model: photos can be analysed in parallel threads."""
+    geometry, raster, unwrapped, light, priors = process_photo(photo, landmarks, layout, skin, config, timer or Timer())
     if not unwrapped.visible.any():
-        raise InputError(path, "the face mesh is not visible in the photo")
-    return PhotoResult(photo, name, lm, source, geometry, raster, unwrapped, light, photo_warnings, priors)
+        raise InputError(photo.path, "the face mesh is not visible in the photo")
+    return PhotoResult(photo, name, landmarks, landmark_source, geometry, raster, unwrapped, light, photo_warnings, priors)
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
@@ -149,4 +164,4 @@ def landmark_paths(landmark_files: Sequence[str | Path] | None, n_photos: int) -
     return [Path(f) for f in landmark_files]
 
 
-__all__ = ["analyse_photo", "landmark_paths", "photo_landmarks", "process_photo", "unique_names"]
+__all__ = ["analyse_located_photo", "analyse_photo", "landmark_paths", "photo_landmarks", "process_photo", "unique_names"]

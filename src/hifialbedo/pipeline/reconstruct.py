@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from hifialbedo.io.contract import PhotoResult, Reconstruction, Timer, write_outputs
+from hifialbedo.io.contract import PhotoResult, Reconstruction, Timer, encoder_threads, write_outputs
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import read_photo
 from hifialbedo.io.output import check_output_dir
@@ -20,7 +21,7 @@ from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.pipeline.config import ReconstructConfig
 from hifialbedo.pipeline.fuse import fuse_photo_results
 from hifialbedo.pipeline.model_cache import Models
-from hifialbedo.pipeline.photo import analyse_photo, landmark_paths, unique_names
+from hifialbedo.pipeline.photo import analyse_located_photo, landmark_paths, photo_landmarks, unique_names
 from hifialbedo.render.uv_layout import uv_layout
 
 
@@ -51,29 +52,53 @@ def reconstruct_photos(
         layout = uv_layout(config.uv_size)
         skin = layout.gather(uv_regions(config.uv_size)["skin"])
 
-    results: list[PhotoResult] = []
-    errors: list[InputError] = []
-    for path, name, lm_file in zip(paths, unique_names(paths), lm_paths, strict=True):
-        try:
-            note(f"reading {path.name}")
-            with timer.timing("read"), warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                photo = read_photo(path, max_side=config.max_side)
-            photo_warnings = [str(w.message) for w in caught]
+    # The photos' per-texel work runs on parallel threads (NumPy and OpenCV release the GIL),
+    # as many as OpenCV may use (one in a batch worker: serial then): each photo's mesh,
+    # unwrap and lighting while the next is read and its landmarks found (the detector is
+    # one model, used from this thread only), then the per-photo steps of the fusion.
+    threads = encoder_threads() if len(paths) > 1 else 1
+    with ThreadPoolExecutor(threads) as pool:
+        analysed: list[tuple[Future[PhotoResult], list[str]] | InputError] = []
+        for path, name, lm_file in zip(paths, unique_names(paths), lm_paths, strict=True):
+            try:
+                note(f"reading {path.name}")
+                with timer.timing("read"), warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    photo = read_photo(path, max_side=config.max_side)
+                photo_warnings = [str(w.message) for w in caught]
+                note(f"landmarks {path.name}")
+                with timer.timing("landmarks"):
+                    lm, source, lm_warnings = photo_landmarks(photo, face_index=config.face_index, models=models, landmark_file=lm_file)
+            except InputError as exc:
+                if len(paths) == 1:
+                    raise
+                analysed.append(exc)
+                continue
+            note(f"estimating {path.name}")
+            job = pool.submit(analyse_located_photo, photo, name, lm, source, lm_warnings, layout=layout, skin=skin, config=config, timer=timer)
+            analysed.append((job, photo_warnings))
 
-            result = analyse_photo(photo, name, layout=layout, skin=skin, config=config, models=models, landmark_file=lm_file, timer=timer, progress=note)
-            result.warnings[:0] = photo_warnings
-            results.append(result)
-            warns.extend(result.warnings)
-        except InputError as exc:
-            if len(paths) == 1:
-                raise
-            errors.append(exc)
-            warns.append(f"skipped {exc}")
-    if not results:
-        raise errors[0]
-
-    return fuse_photo_results(results, layout, config=config, models=models, timer=timer, warnings_so_far=warns, progress=note)
+        # In the photos' order, as if analysed one after the other.
+        results: list[PhotoResult] = []
+        errors: list[InputError] = []
+        for entry in analysed:
+            try:
+                if isinstance(entry, InputError):
+                    raise entry
+                job, photo_warnings = entry
+                result = job.result()
+                result.warnings[:0] = photo_warnings
+                results.append(result)
+                warns.extend(result.warnings)
+            except InputError as exc:
+                if len(paths) == 1:
+                    raise
+                errors.append(exc)
+                warns.append(f"skipped {exc}")
+        if not results:
+            raise errors[0]
+        map_photos = pool.map if threads > 1 and len(results) > 1 else map
+        return fuse_photo_results(results, layout, config=config, models=models, timer=timer, warnings_so_far=warns, progress=note, map_photos=map_photos)
 
 
 def reconstruct(
