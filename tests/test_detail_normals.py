@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from hifialbedo.inverse.detail_normals import DetailObservation, _tilt, dual_tangents, estimate_detail_normals, face_tangents, texel_tangents
+from hifialbedo.inverse.detail_normals import (
+    DetailObservation,
+    _tilt,
+    dual_tangents,
+    estimate_detail_normals,
+    face_tangents,
+    texel_tangents,
+)
 from hifialbedo.mesh.geometry import fit_face_geometry
 from hifialbedo.mesh.topology import load_face_topology, uv_regions
 from hifialbedo.ops.sh import directional_light, sh_shading

@@ -89,6 +89,6 @@ def test_the_detector_loads_without_matplotlib_and_leaves_it_importable():
     from pathlib import Path
 
     sample = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
-    out = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code, str(sample)], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")

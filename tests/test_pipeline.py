@@ -228,3 +228,11 @@ def test_png_encoding_is_lossless_and_keeps_rgb_order(shape, dtype):
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if shape[2] == 4 else cv2.COLOR_BGR2RGB)
     assert decoded.dtype == dtype
     np.testing.assert_array_equal(decoded, image)
+
+
+def test_png_encoding_refuses_what_png_cannot_hold():
+    from hifialbedo.io.images import encode_png
+
+    for bad in (np.zeros((4, 4), np.float32), np.zeros((4, 4, 5), np.uint8), np.zeros((2, 2, 2, 2), np.uint8)):
+        with pytest.raises(ValueError, match="could not encode"):
+            encode_png(bad)

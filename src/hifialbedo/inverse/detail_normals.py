@@ -347,7 +347,9 @@ def estimate_detail_normals(
     normals = _tilted_rows(object_normals, gradient, _duals(object_tangents), fade).T
 
     def albedo_factor(ob: DetailObservation, dual: np.ndarray, b0: np.ndarray) -> np.ndarray:
-        b1 = shading_rows(_tilted_rows(ob.normals, gradient, dual, fade).T, ob.sh)  # (N, 3) columns: rows, as shading_rows reads them
+        b1 = shading_rows(
+            _tilted_rows(ob.normals, gradient, dual, fade).T, ob.sh
+        )  # (N, 3) columns: rows, as shading_rows reads them
         return np.maximum(b0, 1e-4) / np.maximum(b1, 1e-4)
 
     factors = list(map_photos(albedo_factor, observations, duals, coarse_shading))
@@ -358,7 +360,9 @@ def estimate_detail_normals(
     )
 
 
-def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: DetailConfig, map_photos: Callable = map) -> np.ndarray:
+def _solve_height(
+    layout, obs_maps, face: np.ndarray, sigma_hp: float, config: DetailConfig, map_photos: Callable = map
+) -> np.ndarray:
     """The height map ``(S, S)`` (head units), solved on a grid of at most ``solve_size``."""
     size = layout.size
     small = min(size, config.solve_size)
@@ -378,7 +382,15 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
     for _ in range(max(config.iterations, 1)):
         h_gradient = _uv_gradient(_upsample(x, flat, small, size) * ell, layout) if x.any() else None
 
-        def photo_terms(ob: DetailObservation, dual: np.ndarray, coef: np.ndarray, s0: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple:
+        def photo_terms(
+            ob: DetailObservation,
+            dual: np.ndarray,
+            coef: np.ndarray,
+            s0: np.ndarray,
+            b: np.ndarray,
+            w: np.ndarray,
+            h_gradient=h_gradient,
+        ) -> tuple:
             """One photo's linear map (a_u, a_v) ``(n, 2)``, weight and residual ``(n,)`` on the solve grid."""
             if h_gradient is None:
                 nk, sk = ob.normals, s0
@@ -414,7 +426,14 @@ def _solve_height(layout, obs_maps, face: np.ndarray, sigma_hp: float, config: D
         cross = du.T @ sparse.diags(uv) @ dv
         lam = config.tilt_weight * max(np.mean(data_scale), 1e-6)
         mu = lam / (sigma_hp / step) ** 2
-        lhs = du.T @ sparse.diags(uu) @ du + dv.T @ sparse.diags(vv) @ dv + cross + cross.T + lam * laplacian + mu * sparse.identity(n)
+        lhs = (
+            du.T @ sparse.diags(uu) @ du
+            + dv.T @ sparse.diags(vv) @ dv
+            + cross
+            + cross.T
+            + lam * laplacian
+            + mu * sparse.identity(n)
+        )
         rhs = du.T @ q_u + dv.T @ q_v
         # A direct sparse solve, the unknowns in nested-dissection order (ops.grid_solve): the
         # system is a 2-D screened-Poisson-like matrix, on which Jacobi-preconditioned CG needs

@@ -156,7 +156,9 @@ def regional_map(values: dict[str, float], size: int, *, smooth: float = Specula
     return out if work == size else cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def fit_sample(colour: np.ndarray, confidence: np.ndarray, skin: np.ndarray, config: SpecularConfig = SpecularConfig()) -> np.ndarray:
+def fit_sample(
+    colour: np.ndarray, confidence: np.ndarray, skin: np.ndarray, config: SpecularConfig = SpecularConfig()
+) -> np.ndarray:
     """The texels ``(M,)`` (indices, sorted) one photo's ``observation`` is made of, the same
     in every round of a separation: visible skin (``skin`` ``(N,)`` bool, unwrap
     ``confidence`` ``(N,)``), not clipped (``colour`` ``(N, 3)`` linear RGB), at most

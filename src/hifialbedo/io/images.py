@@ -195,7 +195,11 @@ def encode_png(image: np.ndarray) -> bytes:
     """``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8/uint16 -> PNG bytes (fast
     compression: every row "up"-filtered, ISA-L deflate at ``PNG_DEFLATE_LEVEL``). NumPy and
     ISA-L release the GIL: several threads encode in parallel."""
-    if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _PNG_COLOUR_TYPE):
+    if (
+        image.dtype not in (np.uint8, np.uint16)
+        or image.ndim not in (2, 3)
+        or (image.ndim == 3 and image.shape[2] not in _PNG_COLOUR_TYPE)
+    ):
         raise ValueError(f"could not encode a {image.dtype} {image.shape} image as PNG")
     h, w = image.shape[:2]
     channels = 1 if image.ndim == 2 else image.shape[2]

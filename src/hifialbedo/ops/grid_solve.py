@@ -50,7 +50,9 @@ def solve_spd_ordered(matrix: sparse.spmatrix, rhs: np.ndarray, dtype: type = np
     already in a good elimination order (``nested_dissection_order``): eliminated in that
     order, symmetrically, without pivoting, in ``dtype`` (float32 factors a quarter faster;
     its solution is good to about 1e-4 relative on a well-scaled system)."""
-    lu = splu(sparse.csc_matrix(matrix, dtype=dtype), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    lu = splu(
+        sparse.csc_matrix(matrix, dtype=dtype), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+    )
     return lu.solve(np.asarray(rhs, dtype))
 
 
