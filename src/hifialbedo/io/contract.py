@@ -299,8 +299,9 @@ def report_json(rec: Reconstruction, extra_report: dict | None = None, out_dir: 
 
 
 def encoder_threads() -> int:
-    """Threads that encode the PNGs: as many as OpenCV may use (``cv2.getNumThreads()``: the
-    CPUs, or 1 in a ``batch`` worker, ``batch.worker.limit_threads``), at most 4."""
+    """Threads that encode the PNGs (and that analyse several photos, ``pipeline.reconstruct``):
+    as many as OpenCV may use (``cv2.getNumThreads()``: the CPUs, or 1 in a ``batch`` worker,
+    ``batch.worker.limit_threads``), at most 4."""
     return max(1, min(cv2.getNumThreads(), 4))
 
 
