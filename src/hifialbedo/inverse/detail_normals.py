@@ -113,8 +113,7 @@ class FaceTangents:
     def median_length(self) -> float:
         """The median length of the 2N per-texel tangent vectors (np.median's value: the mean
         of the two middle ones), from the per-triangle lengths weighted by texel counts."""
-        t = self.per_face
-        lengths = np.sqrt(t[..., 0] * t[..., 0] + t[..., 1] * t[..., 1] + t[..., 2] * t[..., 2]).reshape(-1)  # (2F,) as row_norm
+        lengths = row_norm(self.per_face.reshape(-1, 3))  # (2F,)
         counts = np.repeat(np.bincount(self.face_of_texel, minlength=len(self.per_face)), 2)
         order = np.argsort(lengths, kind="stable")
         ends = np.cumsum(counts[order])  # sorted position just past each length's copies

@@ -74,7 +74,7 @@ class LightFit:
     """The light fitted to one photo and the mean skin albedo the priors chose, before the
     per-texel division (``apply_lighting``): what a refit needs, computed on the sampled
     skin texels only. The statistics of the relative colour over those texels are kept so
-    that ``apply_lighting`` flags outliers as ``estimate_lighting`` always has."""
+    that ``apply_lighting`` flags outliers against them."""
 
     sh: np.ndarray  # (9, 3) radiance SH coefficients, linear RGB, camera frame: the light L
     apparent: np.ndarray  # (9, 3) the apparent light a * L that was fitted
@@ -98,8 +98,13 @@ def fit_lighting(
     cues: PhotoCues | None = None,
     cue_model: CueModel | None = None,
 ) -> LightFit:
-    """The light and mean albedo of ``estimate_lighting`` (same arguments), without the
-    per-texel division; raises ``ValueError`` when too few skin texels are visible."""
+    """Fit SH light and the mean skin albedo, without the per-texel division (``apply_lighting``).
+
+    colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
+    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting), over any set of texels (a
+    layout's, or a sample of them). ``cues``: the photo's scene and eye whites (``inverse.cues``),
+    references for the mean skin albedo (``inverse.priors``); ``cue_model``: their calibration
+    (None: the priors' own). Raises ``ValueError`` when too few skin texels are visible."""
     lum = luminance(colour)
     usable = skin & (confidence >= config.min_confidence) & (lum > 1e-3) & (row_max(colour) < 0.98)
     idx = np.flatnonzero(usable)
@@ -153,9 +158,12 @@ def fit_lighting(
     )
 
 
-def apply_lighting(fit: LightFit, colour: np.ndarray, normals: np.ndarray, confidence: np.ndarray, skin: np.ndarray) -> LightingEstimate:
-    """Divide a fitted light out of every texel (the arrays as in ``estimate_lighting``, the
-    ones ``fit`` was fitted on): albedo, shading and the confidence lowered at outliers."""
+def apply_lighting(
+    fit: LightFit, colour: np.ndarray, normals: np.ndarray, confidence: np.ndarray, skin: np.ndarray
+) -> LightingEstimate:
+    """Divide a fitted light out of every texel (the arrays as in ``fit_lighting``, over the
+    layout's texels: the photo's colour, or its diffuse remainder): albedo, shading and the
+    confidence lowered at outliers."""
     # Full resolution in float32: these few passes over every texel dominate the cost.
     s_all = np.maximum(shading_rows(normals, fit.apparent), np.float32(1e-4))  # (N, 3) apparent shading = a * S
     relative = colour / s_all  # ~1 on average skin
@@ -194,24 +202,3 @@ def apply_lighting(fit: LightFit, colour: np.ndarray, normals: np.ndarray, confi
         outlier_fraction=float(flagged.sum() / max(skin_all.sum(), 1)),
         prior=fit.prior,
     )
-
-
-def estimate_lighting(
-    colour: np.ndarray,
-    normals: np.ndarray,
-    confidence: np.ndarray,
-    skin: np.ndarray,
-    *,
-    config: LightingConfig = LightingConfig(),
-    cues: PhotoCues | None = None,
-    cue_model: CueModel | None = None,
-) -> LightingEstimate:
-    """Fit SH light and divide it out (``fit_lighting``, then ``apply_lighting``).
-
-    colour ``(N, 3)`` linear RGB, normals ``(N, 3)`` unit (camera frame), confidence ``(N,)``
-    in [0, 1], skin ``(N,)`` bool (texels trusted for lighting). ``cues``: the photo's scene
-    and eye whites (``inverse.cues``), references for the mean skin albedo (``inverse.priors``);
-    ``cue_model``: their calibration (None: the priors' own).
-    """
-    fit = fit_lighting(colour, normals, confidence, skin, config=config, cues=cues, cue_model=cue_model)
-    return apply_lighting(fit, colour, normals, confidence, skin)
