@@ -39,12 +39,15 @@ from hifialbedo.inverse.priors import (
     CUE_MODEL,
     CUES,
     DIMENSIONS,
+    JOINT_FEATURES,
     AlbedoPriors,
     CueModel,
     DimensionModel,
     _log_u,
     albedo_of,
     fit_dimension,
+    fit_joint_model,
+    joint_feature_names,
     load_cue_model,
 )
 from hifialbedo.io.errors import InputError
@@ -100,6 +103,8 @@ def readings_of_photo(args: tuple) -> list[dict]:
                         "side_lit": case.side_lit_source,
                         "truth": _log_u(case.albedo[case.skin_mask].mean(axis=0)),
                         "readings": {c: np.array(v, dtype=np.float64) for c, v in estimate.prior.readings.items()},
+                        "features": dict(estimate.prior.features),
+                        "light": case.params["light"],
                     }
                 )
     return rows
@@ -132,6 +137,61 @@ def choose_cues(model: DimensionModel, keep: list[dict], d: int) -> tuple[tuple[
     return best[2], best[0]
 
 
+RIDGES = (0.001, 0.003, 0.01, 0.03)
+
+
+def ita_score(keep: list[dict], us: np.ndarray) -> tuple[float, np.ndarray]:
+    """The mean skin colour's FAIR score (mean |ITA error| per true type, plus their spread)
+    of the estimates ``us (n, 3)`` over the cases ``keep``, and the per-type errors."""
+    errs: dict[int, list[float]] = {}
+    for r, u in zip(keep, us):
+        truth = _ita(r["truth"])
+        errs.setdefault(skin_type(truth), []).append(abs(_ita(u) - truth))
+    per_type = np.array([float(np.mean(errs[t])) for t in sorted(errs)])
+    return float(per_type.mean() + per_type.std()), per_type
+
+
+def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float) -> np.ndarray:
+    """Each case's u from a joint model of the cue ``groups`` fitted without its person."""
+    names = joint_feature_names(groups)
+    x = np.array([[r["features"][n] for n in names] for r in keep])
+    t = np.array([r["truth"] for r in keep])
+    person = np.array([r["person"] for r in keep])
+    us = np.zeros_like(t)
+    for p in dict.fromkeys(person):
+        out = person == p
+        m = fit_joint_model(x[~out], t[~out], names, ridge)
+        us[out] = [m.predict(dict(zip(names, row)))[0] for row in x[out]]
+    return us
+
+
+def fit_joint(keep: list[dict]):
+    """The joint model chosen on the tuning split, leaving one person out at a time: the ridge
+    penalty, then cue groups dropped one by one while that lowers the mean colour's score."""
+    groups = tuple(g for g, _ in JOINT_FEATURES)
+    best = min((ita_score(keep, joint_left_out(keep, groups, lam))[0], lam) for lam in RIDGES)
+    score, ridge = best
+    print(f"joint: ridge {ridge} (left-out-person score {score:.2f} with every cue group)")
+    while True:
+        trials = [(ita_score(keep, joint_left_out(keep, tuple(x for x in groups if x != g), ridge))[0], g) for g in groups if g != "own"]
+        for s_, g in trials:
+            print(f"  without {g:7s}: left-out-person score {s_:.2f}")
+        s_, g = min(trials)
+        if s_ >= score - 0.05:
+            break
+        groups, score = tuple(x for x in groups if x != g), s_
+        print(f"  dropped {g}")
+    us = joint_left_out(keep, groups, ridge)
+    t = np.array([r["truth"] for r in keep])
+    names = joint_feature_names(groups)
+    x = np.array([[r["features"][n] for n in names] for r in keep])
+    model = fit_joint_model(x, t, names, ridge, residual_sd=(us - t).std(axis=0))
+    _, per_type = ita_score(keep, us)
+    print(f"joint: cue groups {'+'.join(groups)}, left-out-person score {score:.2f}, error sd of u {np.round((us - t).std(axis=0), 3).tolist()}")
+    print("  its left-out-person mean-colour |ITA error| per type: " + " ".join(f"{e:5.1f}" for e in per_type))
+    return model
+
+
 def fit(rows: list[dict], fitted_on: dict) -> CueModel:
     keep = [r for r in rows if not r["bright_scene"] and not r["side_lit"]]
     dims = {}
@@ -144,7 +204,8 @@ def fit(rows: list[dict], fitted_on: dict) -> CueModel:
         print(f"{name}: chosen cues {'+'.join(use)} (RMS error {rms:.3f} on the tuning cases)")
         dims[name] = replace(model, use=use)
     people = sorted({r["person"] for r in keep})
-    return CueModel(dims, {**fitted_on, "people": people, "cases": len(keep)})
+    joint = fit_joint(keep) if all(r.get("features") for r in keep) else None
+    return CueModel(dims, {**fitted_on, "people": people, "cases": len(keep)}, joint)
 
 
 def _ita(u: np.ndarray) -> float:
@@ -190,6 +251,18 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
         )
 
 
+def describe_joint(model: CueModel, rows: list[dict], subset: str = "main") -> None:
+    """The joint model's mean-colour errors per true type (the model as committed: on the
+    tuning split these are in-sample; ``fit_joint`` printed the left-out-person ones)."""
+    if model.joint is None:
+        return
+    keep = [r for r in rows if not r["bright_scene"] and not r["side_lit"]] if subset == "main" else rows
+    keep = [r for r in keep if r.get("features")]
+    us = np.array([model.joint.predict(r["features"])[0] for r in keep])
+    score, per_type = ita_score(keep, us)
+    print(f"  mean-colour |ITA error| from the joint model ({subset}, {len(keep)} cases): " + " ".join(f"{e:5.1f}" for e in per_type) + f"  avg {per_type.mean():.1f} score {score:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parents[1] / "src/hifialbedo/inverse/data/cue_model.json")
@@ -211,7 +284,9 @@ def main() -> None:
         rows = collect(args.model or str(CUE_MODEL), workers=args.workers, lightings=args.lightings, meterings=meterings, seed=args.seed, limit=args.limit, type_stride=args.type_stride, split=args.evaluate)
         print(f"split {args.evaluate}, calibration fitted on {model.fitted_on.get('split')}")
         describe(model, rows, "main")
+        describe_joint(model, rows, "main")
         describe(model, rows, "all")
+        describe_joint(model, rows, "all")
         return
     with tempfile.TemporaryDirectory() as tmp:
         model = load_cue_model(args.model) if args.model else CueModel.photo_only()
@@ -231,6 +306,7 @@ def main() -> None:
                     pickle.dump(rows, f)
             model = fit(rows, {**fitted_on, "round": round_ + 1, "start": args.model or "the photo as it is"})
             describe(model, rows)
+            describe_joint(model, rows)
     model = replace(model, fitted_on={**model.fitted_on, "command": " ".join(["python", "benchmarks/tune_priors.py", *sys.argv[1:]])})
     model.save(args.output)
     print(f"wrote {args.output} ({model.fitted_on['cases']} cases of {len(model.fitted_on['people'])} people)")

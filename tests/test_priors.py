@@ -57,6 +57,68 @@ def test_committed_calibration_was_fitted_on_tuning_people_only():
     for dim in model.dimensions.values():
         assert dim.cues[0] == "own"
         assert np.all(np.linalg.eigvalsh(np.array(dim.covariance)) > 0)  # a usable covariance
+    # The default combiner is the joint model, and it was fitted with the rest.
+    assert model.joint is not None
+    assert set(model.joint.features) >= {"own_log_luminance", "own_log_rg", "own_log_bg"}
+    assert all(0 < sd < 1 for sd in model.joint.residual_sd)
+
+
+def _joint_toy():
+    """A joint model reading log Y off the scene's correction alone: u_Y = own + 0.8 * scene
+    delta (standardised: mean 0, scale 1, so the weight is the slope), colour as the photo's."""
+    from hifialbedo.inverse.priors import JointModel
+
+    names = ("own_log_luminance", "own_log_rg", "own_log_bg", "scene_log_luminance")
+    weights = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.8, 0.0, 0.0))
+    return JointModel(names, (0.0,) * 4, (1.0,) * 4, weights, (0.0, 0.0, 0.0), (0.2, 0.05, 0.1), 0.01)
+
+
+def test_joint_model_reads_every_cue_and_the_light():
+    from hifialbedo.inverse.cues import PhotoCues, SceneCue
+    from hifialbedo.inverse.priors import AlbedoPriors, CueModel, LightShape, _log_u, choose_mean_albedo
+
+    model = replace(CueModel.photo_only(), joint=_joint_toy())
+    observed = np.array([0.42, 0.27, 0.19])
+    scene = PhotoCues(SceneCue(np.array([0.1, 0.1, 0.1]), 0.5, 0.18), None)
+    sh = np.zeros((9, 3))
+    sh[0], sh[3] = 1.0, 0.6
+    choice = choose_mean_albedo(observed, 0.6, scene, AlbedoPriors(), model=model, light=LightShape(sh, 0.1))
+    own = _log_u(observed)
+    # The scene's correction of log Y is -log Y(scene) = log 10; 0.8 of it is added.
+    assert choice.combiner == "joint"
+    assert choice.u[0] == pytest.approx(own[0] + 0.8 * np.log(10.0))
+    assert choice.u[1:] == pytest.approx(own[1:])
+    assert choice.variance == pytest.approx([0.04, 0.0025, 0.01])
+    assert choice.weights["log_luminance"]["scene"] == pytest.approx(0.8 * np.log(10.0), abs=1e-4)
+    assert choice.features["light_directional"] == pytest.approx(np.log(0.6))
+    # An ablation naming cues, or a fit with no light, combines the cues per number instead.
+    for kwargs in ({"light": None}, {"light": LightShape(sh, 0.1), "priors": AlbedoPriors(brightness_cues=("own",))},
+                   {"light": LightShape(sh, 0.1), "priors": AlbedoPriors(combiner="cues")}):
+        priors = kwargs.pop("priors", AlbedoPriors())
+        other = choose_mean_albedo(observed, 0.6, scene, priors, model=model, **kwargs)
+        assert other.combiner == "cues" and other.u == pytest.approx(own)
+    with pytest.raises(ValueError, match="combiner"):
+        AlbedoPriors(combiner="average")
+
+
+def test_joint_model_round_trip_and_fit(tmp_path):
+    from hifialbedo.inverse.priors import CueModel, JointModel, fit_joint_model, load_cue_model
+
+    model = replace(CueModel.photo_only(), joint=_joint_toy())
+    path = tmp_path / "joint.json"
+    model.save(path)
+    assert load_cue_model(str(path)).joint == model.joint
+    data = model.joint.to_dict()
+    data["features"] = [*data["features"][:3], "moon_phase"]
+    with pytest.raises(ValueError, match="moon_phase"):
+        JointModel.from_dict(data)
+    # The fit recovers a known linear map, on any feature scale.
+    rng = np.random.default_rng(1)
+    x = rng.normal([-1.5, 0.5, -0.4], [0.5, 0.1, 0.2], (300, 3))
+    truth = x @ np.array([[0.6, 0.0, 0.1], [0.0, 1.2, 0.0], [0.0, 0.0, 0.9]]) + [0.2, -0.1, 0.05]
+    fitted = fit_joint_model(x, truth, ("own_log_luminance", "own_log_rg", "own_log_bg"), 1e-8)
+    u, _ = fitted.predict({"own_log_luminance": -1.0, "own_log_rg": 0.4, "own_log_bg": -0.3})
+    assert u == pytest.approx(np.array([-1.0, 0.4, -0.3]) @ np.array([[0.6, 0.0, 0.1], [0.0, 1.2, 0.0], [0.0, 0.0, 0.9]]) + [0.2, -0.1, 0.05], abs=1e-6)
 
 
 def test_photo_only_model_keeps_the_photo_colour():

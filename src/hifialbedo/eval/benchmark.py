@@ -168,6 +168,7 @@ def make_oracle_shape(priors: AlbedoPriors) -> MethodFn:
         median_relative = np.median(relative[skin], axis=0)
         observed = apparent[skin].mean(axis=0) * median_relative
         peak = float(np.percentile(apparent[skin] @ LUMA_WEIGHTS, 95)) * float(median_relative @ LUMA_WEIGHTS)
+        # No SH light here to describe, so the cues are combined per number (combiner=cues).
         choice = choose_mean_albedo(observed, peak, photo_cues(image, c.landmarks, face, skin), priors)
         return Prediction(np.clip(relative * (choice.albedo / np.maximum(median_relative, 1e-6)), 0, 1).astype(np.float32), face)
 

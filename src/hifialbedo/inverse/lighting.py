@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hifialbedo.inverse.cues import PhotoCues
-from hifialbedo.inverse.priors import AlbedoPriors, CueModel, MeanAlbedo, choose_mean_albedo
+from hifialbedo.inverse.priors import AlbedoPriors, CueModel, LightShape, MeanAlbedo, choose_mean_albedo
 from hifialbedo.ops.colour import LUMA_WEIGHTS, luminance
 from hifialbedo.ops.sh import shading_basis, shading_rows
 from hifialbedo.ops.vectors import row_max, row_norm
@@ -142,7 +142,8 @@ def fit_lighting(
     median_relative = np.median(relative, axis=0).astype(np.float64)
     observed = s_fit.mean(axis=0).astype(np.float64) * median_relative
     peak = float(np.percentile(s_lum, 95)) * float(median_relative @ LUMA_WEIGHTS)
-    prior = choose_mean_albedo(observed, peak, cues, config.priors, model=cue_model)
+    relative_sigma = _robust_sigma(rel_lum)
+    prior = choose_mean_albedo(observed, peak, cues, config.priors, model=cue_model, light=LightShape(apparent, relative_sigma))
     a = prior.albedo / np.maximum(median_relative, 1e-6)
     return LightFit(
         sh=apparent / a[None, :],
@@ -150,7 +151,7 @@ def fit_lighting(
         mean_albedo=a,
         prior=prior,
         relative_median=float(np.median(rel_lum)),
-        relative_sigma=_robust_sigma(rel_lum),
+        relative_sigma=relative_sigma,
         skin_chroma=skin_chroma,
         chroma_sigma=_robust_sigma(row_norm(chroma - skin_chroma)) + 1e-3,
         shading_median=float(np.median(s_lum)),
