@@ -79,17 +79,17 @@ def test_joint_model_reads_every_cue_and_the_light():
 
     model = replace(CueModel.photo_only(), joint=_joint_toy())
     observed = np.array([0.42, 0.27, 0.19])
-    scene = PhotoCues(SceneCue(np.array([0.1, 0.1, 0.1]), 0.5, 0.18), None)
+    scene = PhotoCues(SceneCue(np.array([0.5, 0.5, 0.5]), 0.5, 0.18), None)
     sh = np.zeros((9, 3))
     sh[0], sh[3] = 1.0, 0.6
     choice = choose_mean_albedo(observed, 0.6, scene, AlbedoPriors(), model=model, light=LightShape(sh, 0.1))
     own = _log_u(observed)
-    # The scene's correction of log Y is -log Y(scene) = log 10; 0.8 of it is added.
+    # The scene's correction of log Y is -log Y(scene) = log 2; 0.8 of it is added.
     assert choice.combiner == "joint"
-    assert choice.u[0] == pytest.approx(own[0] + 0.8 * np.log(10.0))
+    assert choice.u[0] == pytest.approx(own[0] + 0.8 * np.log(2.0))
     assert choice.u[1:] == pytest.approx(own[1:])
     assert choice.variance == pytest.approx([0.04, 0.0025, 0.01])
-    assert choice.weights["log_luminance"]["scene"] == pytest.approx(0.8 * np.log(10.0), abs=1e-4)
+    assert choice.weights["log_luminance"]["scene"] == pytest.approx(0.8 * np.log(2.0), abs=1e-4)
     assert choice.features["light_directional"] == pytest.approx(np.log(0.6))
     # An ablation naming cues, or a fit with no light, combines the cues per number instead.
     for kwargs in ({"light": None}, {"light": LightShape(sh, 0.1), "priors": AlbedoPriors(brightness_cues=("own",))},
@@ -99,6 +99,43 @@ def test_joint_model_reads_every_cue_and_the_light():
         assert other.combiner == "cues" and other.u == pytest.approx(own)
     with pytest.raises(ValueError, match="combiner"):
         AlbedoPriors(combiner="average")
+
+
+def test_joint_model_does_not_extrapolate():
+    from hifialbedo.inverse.cues import PhotoCues, SceneCue
+    from hifialbedo.inverse.priors import (
+        MAX_JOINT_DEVIATIONS,
+        AlbedoPriors,
+        CueModel,
+        LightShape,
+        _log_u,
+        choose_mean_albedo,
+        skin_locus_samples,
+    )
+
+    toy = _joint_toy()
+    model = replace(CueModel.photo_only(), joint=toy)
+    observed = np.array([0.42, 0.27, 0.19])
+    sh = np.zeros((9, 3))
+    sh[0] = 1.0
+    light = LightShape(sh, 0.1)
+    # A scene 1e-5 as bright as the face: log 1e5 = 11.5 > 8 deviations (scale 1) of the tuning cases.
+    dark = PhotoCues(SceneCue(np.full(3, 1e-5), 0.5, 0.18), None)
+    assert np.log(1e5) > MAX_JOINT_DEVIATIONS
+    choice = choose_mean_albedo(observed, 0.6, dark, AlbedoPriors(), model=model, light=light)
+    assert choice.combiner == "cues" and choice.outside == ["scene_log_luminance"]
+    assert choice.u == pytest.approx(_log_u(observed))
+    assert choice.to_dict()["joint_inputs_out_of_range"] == ["scene_log_luminance"]
+    # Within range but predicting a skin lighter than any: held at the light end of the locus.
+    bright = PhotoCues(SceneCue(np.full(3, 0.01), 0.5, 0.18), None)  # + 0.8 log 100 = +3.7
+    _, _, locus_luminance = skin_locus_samples()
+    choice = choose_mean_albedo(observed, 0.6, bright, AlbedoPriors(), model=model, light=light)
+    assert choice.combiner == "joint" and choice.u[0] == pytest.approx(np.log(locus_luminance.max()))
+    # A missing scene, where the model reads whether one is present, also goes per number.
+    with_flag = replace(toy, features=(*toy.features, "scene_present"), mean=(*toy.mean, 1.0), scale=(*toy.scale, 0.05), weights=(*toy.weights, (0.0, 0.0, 0.0)))
+    assert replace(CueModel.photo_only(), joint=with_flag).joint.outside({**dict.fromkeys(with_flag.features, 0.0), "scene_present": 1.0}) == []
+    choice = choose_mean_albedo(observed, 0.6, None, AlbedoPriors(), model=replace(CueModel.photo_only(), joint=with_flag), light=light)
+    assert choice.combiner == "cues" and "scene_present" in choice.outside
 
 
 def test_joint_model_round_trip_and_fit(tmp_path):
@@ -217,3 +254,28 @@ def test_the_calibrations_chosen_cues_are_the_default_and_can_be_overridden():
     assert set(forced.weights["log_luminance"]) == {"own"} and set(forced.weights["log_rg"]) == {"own", "scene"}
     with pytest.raises(ValueError, match="unknown cue"):
         AlbedoPriors(colour_cues=("moon",))
+
+
+
+def test_a_hard_side_light_reads_the_skin_off_the_lit_half(models):
+    """Under a hard side light with little ambient the SH light the fit finds goes to zero or
+    below across the dark half. The skin's statistics come from the texels the fit trusted,
+    so the skin is read as the lit half shows it. Taken over every texel, this tuning case read
+    a relative colour of 27 and a skin brighter than white (log Y +0.8)."""
+    from hifialbedo.eval.relit_cases import RelitConfig, face_set, prepare_base, relight
+    from hifialbedo.io.images import Photo, read_photo
+    from hifialbedo.mesh.topology import uv_regions
+    from hifialbedo.pipeline import ReconstructConfig, analyse_photo
+    from hifialbedo.render.uv_layout import uv_layout
+
+    photo = next(p for p in face_set("tune") if p.path.stem == "135_smiling")
+    pixels = read_photo(photo.path).pixels
+    base = prepare_base(photo.path.stem, pixels, models.detector.detect(pixels).landmarks)
+    case = relight(base, 0, 1, RelitConfig(seed=1))
+    assert case.params["light"] == "low_key"
+    layout = uv_layout(64)
+    config = ReconstructConfig(uv_size=64, check_identity=False, detail_normals=False)
+    result = analyse_photo(Photo(photo.path, case.image, case.image.shape[:2], ()), "case", layout=layout,
+                           skin=layout.gather(uv_regions(64)["skin"]), config=config, models=models, landmarks=case.landmarks)
+    assert result.estimate.relative_median == pytest.approx(1.0, abs=0.1)
+    assert result.estimate.prior.readings["own"][0] < np.log(0.6)  # no skin is brighter than 0.6

@@ -69,6 +69,31 @@ def _robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - med))) + 1e-6
 
 
+def _weighted_sigma(x: np.ndarray, w: np.ndarray) -> float:
+    """``_robust_sigma`` under weights: 1.4826 x the weighted median absolute deviation."""
+    return float(1.4826 * weighted_median(np.abs(x - weighted_median(x, w)), w)) + 1e-6
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted median of ``values (M,)`` or of each column of ``(M, k)`` under
+    ``weights (M,)`` >= 0: the smallest value whose share of the weight below and at it
+    reaches one half.
+
+    >>> weighted_median(np.array([1.0, 2.0, 3.0, 100.0]), np.array([1.0, 1.0, 1.0, 0.0])).item()
+    2.0
+    >>> weighted_median(np.array([[1.0, 5.0], [2.0, 4.0], [9.0, 3.0]]), np.array([1.0, 1.0, 3.0])).tolist()
+    [9.0, 3.0]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    column = v.ndim == 1
+    v = v[:, None] if column else v
+    order = np.argsort(v, axis=0)
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64)[order], axis=0)
+    at = np.argmax(cum >= 0.5 * cum[-1], axis=0)
+    out = np.take_along_axis(v, np.take_along_axis(order, at[None, :], axis=0), axis=0)[0]
+    return out[0:1].reshape(()) if column else out
+
+
 @dataclass(frozen=True)
 class LightFit:
     """The light fitted to one photo and the mean skin albedo the priors chose, before the
@@ -134,15 +159,20 @@ def fit_lighting(
     relative = colour[idx] / s_fit
     rel_lum = relative @ LUMA_WEIGHTS.astype(np.float32)
     chroma = relative / np.maximum(rel_lum[:, None], np.float32(1e-6))
-    skin_chroma = np.median(chroma, axis=0).astype(np.float32)
     s_lum = s_fit @ LUMA_WEIGHTS.astype(np.float32)
+
+    # The statistics of the relative colour are taken over the texels the fit trusted (its
+    # final weights): under a hard side light the SH light goes to zero or below across the
+    # dark half, whose relative colour (the photo over a floored shading) is then meaningless.
+    skin_chroma = weighted_median(chroma, w).astype(np.float32)
+    median_relative = weighted_median(relative, w)
+    relative_median = float(weighted_median(rel_lum, w))
+    relative_sigma = _weighted_sigma(rel_lum, w)
 
     # What the photo shows of the skin: its mean colour under the fitted light, and at its
     # brightest shading; the priors choose the albedo that mean stands for.
-    median_relative = np.median(relative, axis=0).astype(np.float64)
     observed = s_fit.mean(axis=0).astype(np.float64) * median_relative
     peak = float(np.percentile(s_lum, 95)) * float(median_relative @ LUMA_WEIGHTS)
-    relative_sigma = _robust_sigma(rel_lum)
     prior = choose_mean_albedo(observed, peak, cues, config.priors, model=cue_model, light=LightShape(apparent, relative_sigma))
     a = prior.albedo / np.maximum(median_relative, 1e-6)
     return LightFit(
@@ -150,10 +180,10 @@ def fit_lighting(
         apparent=apparent,
         mean_albedo=a,
         prior=prior,
-        relative_median=float(np.median(rel_lum)),
+        relative_median=relative_median,
         relative_sigma=relative_sigma,
         skin_chroma=skin_chroma,
-        chroma_sigma=_robust_sigma(row_norm(chroma - skin_chroma)) + 1e-3,
+        chroma_sigma=_weighted_sigma(row_norm(chroma - skin_chroma), w) + 1e-3,
         shading_median=float(np.median(s_lum)),
         outlier_sigmas=config.outlier_sigmas,
     )

@@ -42,9 +42,13 @@ which the per-number combination does not; it was chosen because its error is lo
 skin type of the people left out (the tuning log prints both). Its variance is the
 left-out-person error, the same for every photo.
 
-**Do no harm**: a combined colour further off the skin locus than real skin lies
-(``AlbedoPriors.off_locus_limit``, e.g. the grey-green or blue a wrong light colour gives) is
-not believed: the ``own`` reading's colour is used instead.
+**Do no harm**: the joint model is read only where its inputs lie within
+``MAX_JOINT_DEVIATIONS`` of its tuning cases and the scene is there (``JointModel.outside``;
+elsewhere the per-number combination is used and ``lighting.json`` says why); the luminance
+is held between the skin locus's ends, whichever combiner chose it; a combined colour
+further off the skin locus than real skin lies (``AlbedoPriors.off_locus_limit``, e.g. the
+grey-green or blue a wrong light colour gives) is not believed: the ``own`` reading's colour
+is used instead.
 """
 
 from __future__ import annotations
@@ -260,6 +264,12 @@ def joint_feature_names(groups: Sequence[str] | None = None) -> tuple[str, ...]:
     return tuple(name for g, names in JOINT_FEATURES if groups is None or g in groups for name in names)
 
 
+MAX_JOINT_DEVIATIONS = 8.0
+"""A photo whose joint-model inputs lie further than this from the tuning cases' (in their
+standard deviations; a failed light fit, a scene the meter never saw) is read by the
+per-number combination instead."""
+
+
 @dataclass(frozen=True)
 class JointModel:
     """u = W' z + b over the standardised features z = (x - mean) / scale: ridge regression
@@ -274,6 +284,15 @@ class JointModel:
     """The error of u over the tuning split, left out person by person (the variance a
     photo's choice carries into the several-photo consensus)."""
     ridge: float
+
+    def outside(self, features: Mapping[str, float]) -> list[str]:
+        """The features further than ``MAX_JOINT_DEVIATIONS`` standard deviations from their
+        tuning mean, and ``scene_present`` when the scene is missing (the tuning cases nearly
+        always had one): where a linear model extrapolates instead of interpolating."""
+        far = [n for n, m, sd in zip(self.features, self.mean, self.scale) if abs(features[n] - m) > MAX_JOINT_DEVIATIONS * sd]
+        if "scene_present" in self.features and features["scene_present"] < 0.5:
+            far.append("scene_present")
+        return sorted(set(far))
 
     def predict(self, features: Mapping[str, float]) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
         """``(u (3,), contributions)``: u, and per number of u how far each cue's features
@@ -454,6 +473,7 @@ class MeanAlbedo:
     fell_back: bool  # the combined colour was off the skin locus: the photo's own colour kept
     combiner: str = "cues"  # "joint" (JointModel) or "cues" (DimensionModel per number)
     features: dict[str, float] = field(default_factory=dict)  # the joint model's inputs (joint_features)
+    outside: list[str] = field(default_factory=list)  # inputs beyond the joint model's range (JointModel.outside)
 
     def to_dict(self) -> dict:
         return {
@@ -461,6 +481,7 @@ class MeanAlbedo:
             "log_luminance_rg_bg": self.u.tolist(),
             "variance": self.variance.tolist(),
             "combiner": self.combiner,
+            **({"joint_inputs_out_of_range": self.outside} if self.outside else {}),
             "cue_readings": self.readings,
             # joint: how far each cue's features moved u from the tuning mean; cues: each cue's weight
             "cue_weights": self.weights,
@@ -489,6 +510,8 @@ def choose_mean_albedo(
     features = joint_features(readings, light, cues) if light is not None else {}
     joint = priors.combiner == "joint" and model.joint is not None and light is not None
     joint = joint and priors.brightness_cues is None and priors.colour_cues is None
+    outside = model.joint.outside(features) if joint else []
+    joint = joint and not outside
     u = np.zeros(3)
     var = np.zeros(3)
     weights = {}
@@ -501,13 +524,17 @@ def choose_mean_albedo(
             asked = priors.brightness_cues if d == 0 else priors.colour_cues
             use = ("own", *asked) if asked is not None else (dim.use or dim.cues)
             u[d], var[d], weights[name] = dim.combine({k: r[d] for k, r in readings.items()}, use)
+    # No skin is darker or lighter than the ends of the skin locus (a failed light fit can
+    # read a face as brighter than white).
+    _, _, locus_luminance = skin_locus_samples()
+    u[0] = float(np.clip(u[0], np.log(locus_luminance.min()), np.log(locus_luminance.max())))
     fell_back = locus_distance(u[1:]) > priors.off_locus_limit and locus_distance(u[1:]) > locus_distance(readings["own"][1:])
     if fell_back:
         own = model.dimensions["log_rg"], model.dimensions["log_bg"]
         for d, m in zip((1, 2), own):
             u[d], var[d], weights[DIMENSIONS[d]] = m.combine({"own": readings["own"][d]}, ("own",))
     rounded = {k: [round(float(v), 5) for v in r] for k, r in readings.items()}
-    return MeanAlbedo(albedo_of(u), u, var, rounded, weights, fell_back, "joint" if joint else "cues", features)
+    return MeanAlbedo(albedo_of(u), u, var, rounded, weights, fell_back, "joint" if joint else "cues", features, outside)
 
 
 def consensus(choices: Sequence[MeanAlbedo], weights: Sequence[float] | None = None) -> np.ndarray:
