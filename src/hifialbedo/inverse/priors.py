@@ -38,8 +38,9 @@ regression of the truth's u on every cue's correction of the ``own`` reading, th
 the fitted light and the frame's metered luminance (``JOINT_FEATURES``), fitted on the tuning
 split with the penalty and the cue groups chosen by leaving one person out at a time
 (``benchmarks/tune_priors.py``). A regression pulls toward the tuning cases' mean a little,
-which the per-number combination does not; it was chosen because its error is lower on every
-skin type of the people left out (the tuning log prints both). Its variance is the
+which the per-number combination does not; it was chosen because its error on the people
+left out is lower, on every skin type, than the per-number combination's on the very cases it
+was fitted on (the tuning log prints both). Its variance is the
 left-out-person error, the same for every photo.
 
 **Do no harm**: the joint model is read only where its inputs lie within
