@@ -104,7 +104,6 @@ def readings_of_photo(args: tuple) -> list[dict]:
                         "truth": _log_u(case.albedo[case.skin_mask].mean(axis=0)),
                         "readings": {c: np.array(v, dtype=np.float64) for c, v in estimate.prior.readings.items()},
                         "features": dict(estimate.prior.features),
-                        "light": case.params["light"],
                     }
                 )
     return rows
@@ -192,8 +191,14 @@ def fit_joint(keep: list[dict]):
     return model
 
 
+def main_cases(rows: list[dict]) -> list[dict]:
+    """The cases the calibration is fitted on and the main tables report: no scene that fools
+    a whole-frame meter, no side-lit source."""
+    return [r for r in rows if not r["bright_scene"] and not r["side_lit"]]
+
+
 def fit(rows: list[dict], fitted_on: dict) -> CueModel:
-    keep = [r for r in rows if not r["bright_scene"] and not r["side_lit"]]
+    keep = main_cases(rows)
     dims = {}
     for d, name in enumerate(DIMENSIONS):
         cues = [c for c in CUES if any(np.isfinite(r["readings"].get(c, [np.nan] * 3)[d]) for r in keep)]
@@ -216,7 +221,7 @@ def _ita(u: np.ndarray) -> float:
 
 def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
     """The calibration, and the error of u (and of the mean colour's ITA) from each cue set."""
-    keep = [r for r in rows if not r["bright_scene"] and not r["side_lit"]] if subset == "main" else rows
+    keep = main_cases(rows) if subset == "main" else rows
     print(f"{len(keep)} cases ({subset})")
     for name, m in model.dimensions.items():
         sd = np.sqrt(np.diag(np.array(m.covariance)))
@@ -232,8 +237,9 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
             print(f"  {name} from {'+'.join(use):28s} bias {err.mean():+.3f} sd {err.std():.3f}")
     # The mean colour's ITA error per true type: the photo as it is, each cue set, the chosen ones.
     sets = [("the photo as it is", "raw"), ("own", ("own",)), *((f"own+{c}", ("own", c)) for c in CUES if c != "own"), ("own+scene+sclera", ("own", "scene", "sclera")), ("chosen cues", None)]
+    types = sorted({skin_type(_ita(r["truth"])) for r in keep})
     for label, use in sets:
-        errs: dict[int, list[float]] = {}
+        us = []
         for r in keep:
             if use == "raw":
                 u = np.asarray(r["readings"]["own"])
@@ -242,12 +248,12 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
                     model.dimensions[n].combine({c: v[d] for c, v in r["readings"].items()}, use or model.dimensions[n].use or model.dimensions[n].cues)[0]
                     for d, n in enumerate(DIMENSIONS)
                 ])
-            errs.setdefault(skin_type(_ita(r["truth"])), []).append(abs(_ita(u) - _ita(r["truth"])))
-        per_type = np.array([float(np.mean(errs[t])) for t in sorted(errs)])
+            us.append(u)
+        score, per_type = ita_score(keep, np.array(us))
         print(
-            f"  mean-colour |ITA error| from {label:20s} (types {','.join(str(t + 1) for t in sorted(errs))}): "
+            f"  mean-colour |ITA error| from {label:20s} (types {','.join(str(t + 1) for t in types)}): "
             + " ".join(f"{e:5.1f}" for e in per_type)
-            + f"  avg {per_type.mean():.1f} score {per_type.mean() + per_type.std():.1f}"
+            + f"  avg {per_type.mean():.1f} score {score:.1f}"
         )
 
 
@@ -256,7 +262,7 @@ def describe_joint(model: CueModel, rows: list[dict], subset: str = "main") -> N
     tuning split these are in-sample; ``fit_joint`` printed the left-out-person ones)."""
     if model.joint is None:
         return
-    keep = [r for r in rows if not r["bright_scene"] and not r["side_lit"]] if subset == "main" else rows
+    keep = main_cases(rows) if subset == "main" else rows
     keep = [r for r in keep if r.get("features")]
     us = np.array([model.joint.predict(r["features"])[0] for r in keep])
     score, per_type = ita_score(keep, us)

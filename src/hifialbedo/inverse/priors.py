@@ -220,6 +220,8 @@ ambient band's, luminance; the fit's relative residual: hard side light leaves a
 surround and deep shadows), and the frame (its mean linear luminance, what an averaging
 meter saw, and the share of it the scene covers)."""
 
+_CUE_OF_FEATURE = {name: cue for cue, names in JOINT_FEATURES for name in names}
+
 
 @dataclass(frozen=True)
 class LightShape:
@@ -302,12 +304,11 @@ class JointModel:
         z = (x - np.array(self.mean)) / np.array(self.scale)
         terms = z[:, None] * np.array(self.weights)  # (k, 3)
         u = terms.sum(axis=0) + np.array(self.intercept)
-        group_of = {name: g for g, names in JOINT_FEATURES for name in names}
         contributions = {}
         for d, dim in enumerate(DIMENSIONS):
             by_cue: dict[str, float] = {}
             for name, t in zip(self.features, terms[:, d]):
-                by_cue[group_of[name]] = by_cue.get(group_of[name], 0.0) + float(t)
+                by_cue[_CUE_OF_FEATURE[name]] = by_cue.get(_CUE_OF_FEATURE[name], 0.0) + float(t)
             contributions[dim] = {k: round(v, 5) for k, v in by_cue.items()}
         return u, contributions
 
