@@ -186,6 +186,9 @@ def test_benchmark_scores_every_method(small_result):
         assert s["fair"]["counts"] == {"II": 2, "V": 2}
     oracle, ident = summary["oracle_shading"], summary["identity"]
     assert oracle["fair"]["avg_ita"] < 5.0 and oracle["fair"]["avg_ita"] < ident["fair"]["avg_ita"] / 2
+    # The mean-colour scores: the oracle divides the true shading out, the photo keeps it.
+    assert oracle["fair_mean_colour"]["avg_ita"] < 5.0 < ident["fair_mean_colour"]["avg_ita"]
+    assert all(np.isfinite(s.gt_colour_ita) and np.isfinite(s.pred_colour_ita) for s in small_result.scores)
     assert oracle["psnr"] > ident["psnr"] and oracle["ssim"] > ident["ssim"] and oracle["lpips"] < ident["lpips"]
     assert summary["reconstruct"]["id_distance"] is not None and summary["identity"]["id_distance"] is None
     curve = small_result.curve["reconstruct"]
@@ -202,7 +205,7 @@ def test_benchmark_report_files(small_result, tmp_path):
     files = write_report(small_result, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     table = (out / "results.md").read_text()
-    assert "| oracle_shading |" in table and "Avg ITA" in table
+    assert "| oracle_shading |" in table and "Avg ITA" in table and "mean of per-pixel ITA" in table
     data = json.loads((out / "results.json").read_text())
     assert data["summary"]["identity"]["fair"]["score"] == pytest.approx(small_result.summary["identity"]["fair"]["score"])
     assert Image.open(out / "per_type.png").size[0] > 400

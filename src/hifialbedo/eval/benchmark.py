@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.eval.fair import fair_scores, mean_ita
+from hifialbedo.eval.fair import fair_scores, mean_colour_ita, mean_ita
 from hifialbedo.eval.relit_cases import RelitCase, RelitConfig, load_bases, relit_cases
 from hifialbedo.inverse.cues import photo_cues
 from hifialbedo.inverse.priors import AlbedoPriors, choose_mean_albedo
@@ -198,6 +198,11 @@ class CaseScore:
     gain: float = 0.0
     bright_scene: bool = False
     side_lit: bool = False
+    gt_colour_ita: float = math.nan
+    """ITA of the truth's mean linear colour over the cheek and forehead mask (``mean_colour_ita``)."""
+    pred_colour_ita: float = math.nan
+    """The same of the prediction: its overall tone, apart from how the per-pixel ITA average
+    reacts to shading left in either map (the truth keeps its source photo's own shading)."""
 
     @property
     def subset(self) -> str:
@@ -234,6 +239,7 @@ class Scorer:
             method, c.name, c.base, c.type_index, c.lighting_index, len(cases), gt_ita, pred_ita, abs(pred_ita - gt_ita), mae,
             person=c.person, source=c.source, light=str(c.params.get("light", "")), metering=str(c.params.get("metering", "")),
             gain=float(c.params.get("gain", 0.0)), bright_scene=c.bright_scene, side_lit=c.side_lit_source,
+            gt_colour_ita=mean_colour_ita(c.albedo, ita_mask), pred_colour_ita=mean_colour_ita(pred.albedo, ita_mask),
         )
         if self.config.image_metrics:
             from hifialbedo.eval.image_metrics import psnr, ssim
@@ -309,12 +315,22 @@ def summarise(scores: Sequence[CaseScore], subset: str = "main") -> dict:
         for s in ss:
             faces[(s.base, s.type_index, s.metering)].append(s.pred_ita)
         spreads = [float(np.std(v)) for v in faces.values() if len(v) > 1]
+        colour_faces: dict[tuple, list[float]] = defaultdict(list)
+        for s in ss:
+            colour_faces[(s.base, s.type_index, s.metering)].append(s.pred_colour_ita)
+        colour_spreads = [float(np.std(v)) for v in colour_faces.values() if len(v) > 1]
+        colour_signed = defaultdict(list)
+        for s in ss:
+            colour_signed[fair_type(s.gt_colour_ita)].append(s.pred_colour_ita - s.gt_colour_ita)
         signed = defaultdict(list)
         for s in ss:
             signed[fair_type(s.gt_ita)].append(s.pred_ita - s.gt_ita)
         out[method] = {
             "fair": fair.as_dict(),
             "signed_error_per_type": {t: float(np.mean(v)) for t, v in sorted(signed.items())},
+            "fair_mean_colour": fair_scores([s.pred_colour_ita for s in ss], [s.gt_colour_ita for s in ss]).as_dict(),
+            "mean_colour_signed_per_type": {t: float(np.mean(v)) for t, v in sorted(colour_signed.items())},
+            "mean_colour_spread_mean": _mean(colour_spreads),
             "mae": _mean([s.mae for s in ss]),
             "psnr": _mean([s.psnr for s in ss]),
             "ssim": _mean([s.ssim for s in ss]),

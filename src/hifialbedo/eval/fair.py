@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hifialbedo.ops.colour import SKIN_TYPES, ita_map, mean_ita, skin_type
+from hifialbedo.ops.colour import SKIN_TYPES, ita_map, mean_colour_ita, mean_ita, skin_type
 
 # The per-sample measure and the type bins live in ops.colour (the synthetic engine uses them too).
-__all__ = ["SKIN_TYPES", "FairScores", "fair_scores", "ita_map", "mean_ita", "skin_type"]
+__all__ = ["SKIN_TYPES", "FairScores", "fair_scores", "ita_map", "mean_colour_ita", "mean_ita", "skin_type"]
 
 @dataclass
 class FairScores:

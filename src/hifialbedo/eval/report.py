@@ -58,6 +58,28 @@ def harm_check(summary: dict, method: str = "reconstruct", baselines: tuple[str,
     return lines
 
 
+def mean_colour_table(summary: dict) -> list[str]:
+    """The FAIR table on each case's mean colour over the cheeks and forehead (the ITA of the
+    mean, ``CaseScore.pred_colour_ita``), with the signed error per type."""
+    rows = [(m, s) for m, s in summary.items() if s.get("fair_mean_colour")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "The same cases on the mean colour of the cheeks and forehead (the ITA of their mean linear colour, not the mean of per-pixel ITA):"
+        " the albedo's overall tone. The per-pixel mean falls with the spread of lightness in a map, and the truth keeps its source photo's own shading.",
+        "",
+        "| method | Score | Avg ITA | Bias | " + " | ".join(SKIN_TYPES) + " | signed per type | ITA spread over lightings |",
+        "|---|---|---|---|" + "---|" * len(SKIN_TYPES) + "---|---|",
+    ]
+    for method, s in rows:
+        f = s["fair_mean_colour"]
+        per = " | ".join(_fmt(f["per_type"].get(t), 1) for t in SKIN_TYPES)
+        signed = " ".join(f"{v:+.1f}" for v in s.get("mean_colour_signed_per_type", {}).values())
+        lines.append(f"| {method} | {_fmt(f['score'])} | {_fmt(f['avg_ita'])} | {_fmt(f['bias'])} | {per} | {signed} | {_fmt(s.get('mean_colour_spread_mean'))} |")
+    return lines
+
+
 def group_table(result: BenchmarkResult, key: str, title: str, methods: tuple[str, ...] = ("reconstruct", "identity", "photo_shape")) -> list[str]:
     table = per_group(result.scores, key)
     present = [m for m in methods if m in table]
@@ -90,6 +112,7 @@ def markdown_table(result: BenchmarkResult) -> str:
         lines += ["", f"## {SUBSET_TITLES[sub]}", ""] + fair_table(summary)
         if sub == "main":
             lines += harm_check(summary)
+            lines += mean_colour_table(summary)
     lines += group_table(result, "person", "Per person")
     lines += group_table(result, "source", "Per source")
     lines += group_table(result, "light", "Per light")

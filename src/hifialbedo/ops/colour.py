@@ -164,6 +164,21 @@ def mean_ita(albedo_linear: np.ndarray, mask: np.ndarray) -> float:
     return float(values.mean())
 
 
+def mean_colour_ita(albedo_linear: np.ndarray, mask: np.ndarray) -> float:
+    """ITA of the mean linear colour over ``mask``: the region's overall tone. Unlike
+    ``mean_ita`` it does not move with the spread of lightness inside the region (ITA is
+    far from linear in L*: shading left in a map pulls the per-pixel mean down).
+
+    >>> a = np.array([[0.4, 0.3, 0.25], [0.1, 0.075, 0.0625]]); m = np.array([True, True])
+    >>> round(mean_colour_ita(a, m), 1), round(mean_ita(a, m), 1)
+    (12.1, -7.6)
+    """
+    pixels = albedo_linear[mask]
+    if pixels.size == 0:
+        raise ValueError("empty skin mask: no pixel to measure the ITA on")
+    return float(ita_map(pixels.reshape(-1, 3).mean(axis=0)))
+
+
 def _planck_xy(kelvin: float) -> tuple[float, float]:
     """CIE 1931 xy of a blackbody, Kim et al. (2002) cubic fit, 1667..25000 K."""
     t = float(kelvin)
