@@ -8,6 +8,14 @@ albedo; the calibration is fitted on the readings against the truth. The specula
 depends a little on the chosen albedo, so the fit is repeated with the calibration of the
 round before (the first round takes the photo as it is).
 
+What u is fitted to (``--target``): by default what the benchmark scores, the mean per-pixel
+ITA over the cheeks and forehead of the albedo the pipeline puts on the photo (detail normals
+on, as ``hifialbedo benchmark`` runs it): each case keeps a sample of that albedo relative to
+the priors' choice (``scored_texture``), and its target is the truth's chromaticity at the
+luminance that gives the sample the truth's per-pixel ITA (``pixel_target``); ``colour`` fits
+the truth's mean skin colour instead. The cue sets and the joint model are chosen by the same
+per-pixel score.
+
 Left out of the fit: scenes that fool a whole-frame meter (``RelitCase.bright_scene``) and
 strongly side-lit source photos (their baked shading is part of the ground truth); the
 benchmark reports both apart. The test split's people are never read.
@@ -27,6 +35,7 @@ import pickle
 import sys
 import tempfile
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -54,10 +63,15 @@ from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import Photo, read_photo
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import skin_type
+from hifialbedo.ops.colour import ita_map, mean_ita
 from hifialbedo.pipeline import Models, ReconstructConfig, analyse_photo, fuse_photo_results
+from hifialbedo.render.image_raster import paste_window
 from hifialbedo.render.uv_layout import uv_layout
+from hifialbedo.render.view_shading import shade_view
 
 UV_SIZE = 256
+TEXTURE_PIXELS = 800
+"""Pixels of each case's scored albedo kept in the readings (``scored_texture``)."""
 _models: Models | None = None
 
 
@@ -69,12 +83,13 @@ def _init() -> None:
 
 def readings_of_photo(args: tuple) -> list[dict]:
     """Every case of one tuning photo: the cues' readings, the truth, and what the case is."""
-    photo_path, person, source, model_path, lightings, meterings, seed, index, type_stride = args
+    photo_path, person, source, model_path, lightings, meterings, seed, index, type_stride, subset = args
     assert _models is not None
     pixels = read_photo(photo_path).pixels
     base = prepare_base(Path(photo_path).stem, pixels, _models.detector.detect(pixels).landmarks, person=person, source=source)
     priors = AlbedoPriors(model=model_path)  # the cues the calibration chose (all, before any choice)
-    config = ReconstructConfig(uv_size=UV_SIZE, check_identity=False, detail_normals=False, lighting=LightingConfig(priors=priors))
+    # As the benchmark's reconstruct runs it (detail normals on): its albedo is the one scored.
+    config = ReconstructConfig(uv_size=UV_SIZE, check_identity=False, lighting=LightingConfig(priors=priors))
     layout = uv_layout(UV_SIZE)
     skin = layout.gather(uv_regions(UV_SIZE)["skin"])
     rows = []
@@ -85,13 +100,17 @@ def readings_of_photo(args: tuple) -> list[dict]:
                 if (ti + k + index) % type_stride:
                     continue  # a thinned grid: every type and lighting still appears, in rotation
                 case = relight(base, t, k, relit)
+                if subset != "all" and (subset == "main") == (case.bright_scene or case.side_lit_source):
+                    continue  # only the cases the fit reads (main), or only those it leaves out (apart)
                 photo = Photo(Path(case.name.replace("/", "_") + ".png"), case.image, case.image.shape[:2], ())
                 try:
                     result = analyse_photo(photo, case.name, layout=layout, skin=skin, config=config, models=_models, landmarks=case.landmarks)
-                    estimate = fuse_photo_results([result], layout, config=config, models=_models).results[0].estimate
+                    rec = fuse_photo_results([result], layout, config=config, models=_models)
                 except (ValueError, InputError) as exc:  # a case the pipeline refuses is reported, not fitted
                     print(f"skipped {case.name} ({metering}): {exc}", file=sys.stderr)
                     continue
+                estimate = rec.results[0].estimate
+                texture, pixel_truth = scored_texture(rec, case, estimate.prior.albedo)
                 rows.append(
                     {
                         "case": case.name,
@@ -104,14 +123,65 @@ def readings_of_photo(args: tuple) -> list[dict]:
                         "truth": _log_u(case.albedo[case.skin_mask].mean(axis=0)),
                         "readings": {c: np.array(v, dtype=np.float64) for c, v in estimate.prior.readings.items()},
                         "features": dict(estimate.prior.features),
+                        "texture": texture,
+                        "pixel_truth_ita": pixel_truth,
                     }
                 )
     return rows
 
 
-def collect(model_path: str, *, workers: int, lightings: int, meterings: tuple[str, ...], seed: int, limit: int | None = None, type_stride: int = 1, split: str = "tune") -> list[dict]:
+def scored_texture(rec, case, chosen: np.ndarray) -> tuple[np.ndarray, float]:
+    """What the benchmark scores of one case, relative to the priors' choice: the albedo
+    ``rec`` puts on the photo's cheek and forehead pixels (as ``pipeline.methods``'
+    reconstruct re-projects it) divided by the chosen mean skin albedo ``chosen (3,)``
+    (``(n, 3)`` float32, at most ``TEXTURE_PIXELS`` of them), and the truth's mean per-pixel
+    ITA over the same pixels. ``albedo_of(u) * texture`` is then the scored albedo had the
+    priors chosen u (the pipeline scales its albedo to the chosen mean)."""
+    ref = rec.results[0]
+    view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
+    albedo = paste_window(ref.raster, view.albedo)
+    scored = paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool) & case.ita_mask & case.face_mask
+    texture = albedo[scored] / np.maximum(chosen, 1e-6)
+    pick = np.random.default_rng(zlib.crc32(case.name.encode())).permutation(len(texture))[:TEXTURE_PIXELS]
+    return texture[np.sort(pick)].astype(np.float32), mean_ita(case.albedo, scored)
+
+
+def pixel_ita(u: np.ndarray, texture: np.ndarray) -> float:
+    """The mean per-pixel ITA (the FAIR measure) of the scored albedo had the priors chosen
+    u (``scored_texture``)."""
+    return float(ita_map(albedo_of(u)[None, :] * texture).mean())
+
+
+def pixel_target(row: dict) -> np.ndarray:
+    """The u the priors should have chosen for a case: the truth's chromaticity, and the
+    luminance at which the scored albedo's mean per-pixel ITA is the truth's.
+
+    The truth keeps its source photo's own fine shading; the pipeline explains part of it as
+    detail normals, so at the true mean colour its map reads lighter per pixel than the truth
+    (``mean_colour_ita`` against ``mean_ita``). The calibration is fitted to what is scored."""
+    u = np.array(row["truth"], dtype=np.float64)
+    goal, texture = row["pixel_truth_ita"], row["texture"]
+    lo, hi = u[0] - 2.0, u[0] + 2.0  # ITA rises with the luminance
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if pixel_ita(np.array([mid, u[1], u[2]]), texture) < goal:
+            lo = mid
+        else:
+            hi = mid
+    return np.array([0.5 * (lo + hi), u[1], u[2]])
+
+
+def targets(rows: list[dict], kind: str) -> np.ndarray:
+    """``(n, 3)``: each case's u to fit, ``kind`` ``pixel`` (``pixel_target``) or ``colour``
+    (the truth's mean skin colour)."""
+    if kind == "colour":
+        return np.array([r["truth"] for r in rows])
+    return np.array([pixel_target(r) for r in rows])
+
+
+def collect(model_path: str, *, workers: int, lightings: int, meterings: tuple[str, ...], seed: int, limit: int | None = None, type_stride: int = 1, split: str = "tune", subset: str = "all") -> list[dict]:
     photos = face_set(split)[:limit]
-    jobs = [(str(p.path), p.person, p.source, model_path, lightings, meterings, seed, i, type_stride) for i, p in enumerate(photos)]
+    jobs = [(str(p.path), p.person, p.source, model_path, lightings, meterings, seed, i, type_stride, subset) for i, p in enumerate(photos)]
     rows: list[dict] = []
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
@@ -129,7 +199,7 @@ def choose_cues(model: DimensionModel, keep: list[dict], d: int) -> tuple[tuple[
     for n in range(len(others) + 1):
         for extra in itertools.combinations(others, n):
             use = ("own", *extra)
-            err = np.array([model.combine({c: v[d] for c, v in r["readings"].items()}, use)[0] - r["truth"][d] for r in keep])
+            err = np.array([model.combine({c: v[d] for c, v in r["readings"].items()}, use)[0] - r["target"][d] for r in keep])
             rms = float(np.sqrt(np.mean(err**2)))
             if best is None or rms < best[0] - 0.002:
                 best = (rms, n, use)
@@ -140,12 +210,13 @@ RIDGES = (0.001, 0.003, 0.01, 0.03)
 
 
 def ita_score(keep: list[dict], us: np.ndarray) -> tuple[float, np.ndarray]:
-    """The mean skin colour's FAIR score (mean |ITA error| per true type, plus their spread)
-    of the estimates ``us (n, 3)`` over the cases ``keep``, and the per-type errors."""
+    """The FAIR score (mean |ITA error| per true type, plus their spread) the benchmark gives
+    the estimates ``us (n, 3)`` over the cases ``keep`` (each case's scored albedo had the
+    priors chosen its u: ``pixel_ita``), and the per-type errors."""
     errs: dict[int, list[float]] = {}
     for r, u in zip(keep, us):
-        truth = _ita(r["truth"])
-        errs.setdefault(skin_type(truth), []).append(abs(_ita(u) - truth))
+        truth = r["pixel_truth_ita"]
+        errs.setdefault(skin_type(truth), []).append(abs(pixel_ita(u, r["texture"]) - truth))
     per_type = np.array([float(np.mean(errs[t])) for t in sorted(errs)])
     return float(per_type.mean() + per_type.std()), per_type
 
@@ -154,7 +225,7 @@ def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float) -> n
     """Each case's u from a joint model of the cue ``groups`` fitted without its person."""
     names = joint_feature_names(groups)
     x = np.array([[r["features"][n] for n in names] for r in keep])
-    t = np.array([r["truth"] for r in keep])
+    t = np.array([r["target"] for r in keep])
     person = np.array([r["person"] for r in keep])
     us = np.zeros_like(t)
     for p in dict.fromkeys(person):
@@ -181,13 +252,13 @@ def fit_joint(keep: list[dict]):
         groups, score = tuple(x for x in groups if x != g), s_
         print(f"  dropped {g}")
     us = joint_left_out(keep, groups, ridge)
-    t = np.array([r["truth"] for r in keep])
+    t = np.array([r["target"] for r in keep])
     names = joint_feature_names(groups)
     x = np.array([[r["features"][n] for n in names] for r in keep])
     model = fit_joint_model(x, t, names, ridge, residual_sd=(us - t).std(axis=0))
     _, per_type = ita_score(keep, us)
     print(f"joint: cue groups {'+'.join(groups)}, left-out-person score {score:.2f}, error sd of u {np.round((us - t).std(axis=0), 3).tolist()}")
-    print("  its left-out-person mean-colour |ITA error| per type: " + " ".join(f"{e:5.1f}" for e in per_type))
+    print("  its left-out-person |ITA error| per type: " + " ".join(f"{e:5.1f}" for e in per_type))
     return model
 
 
@@ -197,13 +268,20 @@ def main_cases(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r["bright_scene"] and not r["side_lit"]]
 
 
+def with_targets(rows: list[dict], kind: str) -> list[dict]:
+    """The rows, each with the u it is fitted to (``targets``) as ``target``."""
+    for r, t in zip(rows, targets(rows, kind)):
+        r["target"] = t
+    return rows
+
+
 def fit(rows: list[dict], fitted_on: dict) -> CueModel:
     keep = main_cases(rows)
     dims = {}
     for d, name in enumerate(DIMENSIONS):
         cues = [c for c in CUES if any(np.isfinite(r["readings"].get(c, [np.nan] * 3)[d]) for r in keep)]
         readings = np.array([[r["readings"].get(c, [np.nan] * 3)[d] for c in cues] for r in keep])
-        truth = np.array([r["truth"][d] for r in keep])
+        truth = np.array([r["target"][d] for r in keep])
         model = fit_dimension(readings, truth, [r["group"] for r in keep], cues)
         use, rms = choose_cues(model, keep, d)
         print(f"{name}: chosen cues {'+'.join(use)} (RMS error {rms:.3f} on the tuning cases)")
@@ -211,12 +289,6 @@ def fit(rows: list[dict], fitted_on: dict) -> CueModel:
     people = sorted({r["person"] for r in keep})
     joint = fit_joint(keep) if all(r.get("features") for r in keep) else None
     return CueModel(dims, {**fitted_on, "people": people, "cases": len(keep)}, joint)
-
-
-def _ita(u: np.ndarray) -> float:
-    from hifialbedo.ops.colour import ita_map
-
-    return float(ita_map(albedo_of(u)))
 
 
 def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
@@ -232,12 +304,12 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
             err = []
             for r in keep:
                 u, _, _ = m.combine({c: v[d] for c, v in r["readings"].items()}, use)
-                err.append(u - r["truth"][d])
+                err.append(u - r["target"][d])
             err = np.array(err)
             print(f"  {name} from {'+'.join(use):28s} bias {err.mean():+.3f} sd {err.std():.3f}")
-    # The mean colour's ITA error per true type: the photo as it is, each cue set, the chosen ones.
+    # The per-pixel ITA error per true type: the photo as it is, each cue set, the chosen ones.
     sets = [("the photo as it is", "raw"), ("own", ("own",)), *((f"own+{c}", ("own", c)) for c in CUES if c != "own"), ("own+scene+sclera", ("own", "scene", "sclera")), ("chosen cues", None)]
-    types = sorted({skin_type(_ita(r["truth"])) for r in keep})
+    types = sorted({skin_type(r["pixel_truth_ita"]) for r in keep})
     for label, use in sets:
         us = []
         for r in keep:
@@ -251,7 +323,7 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
             us.append(u)
         score, per_type = ita_score(keep, np.array(us))
         print(
-            f"  mean-colour |ITA error| from {label:20s} (types {','.join(str(t + 1) for t in types)}): "
+            f"  |ITA error| from {label:20s} (types {','.join(str(t + 1) for t in types)}): "
             + " ".join(f"{e:5.1f}" for e in per_type)
             + f"  avg {per_type.mean():.1f} score {score:.1f}"
         )
@@ -266,7 +338,7 @@ def describe_joint(model: CueModel, rows: list[dict], subset: str = "main") -> N
     keep = [r for r in keep if r.get("features")]
     us = np.array([model.joint.predict(r["features"])[0] for r in keep])
     score, per_type = ita_score(keep, us)
-    print(f"  mean-colour |ITA error| from the joint model ({subset}, {len(keep)} cases): " + " ".join(f"{e:5.1f}" for e in per_type) + f"  avg {per_type.mean():.1f} score {score:.1f}")
+    print(f"  |ITA error| from the joint model ({subset}, {len(keep)} cases): " + " ".join(f"{e:5.1f}" for e in per_type) + f"  avg {per_type.mean():.1f} score {score:.1f}")
 
 
 def main() -> None:
@@ -283,11 +355,15 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="with --evaluate: the calibration to use; else the first round's (default: the photo as it is)")
     ap.add_argument("--rows", type=Path, default=None, help="save the last round's readings here (a pickle), or with --from-rows read them")
     ap.add_argument("--from-rows", action="store_true", help="fit on the readings saved in --rows (no collection)")
+    ap.add_argument("--target", choices=("pixel", "colour"), default="pixel", help="what u is fitted to: pixel (default: the luminance that gives the scored albedo the truth's mean per-pixel ITA, the FAIR measure; pixel_target) or colour (the truth's mean skin colour)")
+    ap.add_argument("--subset", choices=("all", "main", "apart"), default="all", help="analyse every case (all), only those the fit reads (main: no bright scene, no side-lit source; about half the time) or only those (apart)")
+    ap.add_argument("--add-rows", type=Path, action="append", default=[], help="with --from-rows: more saved readings to read (e.g. the apart cases, collected alone)")
     args = ap.parse_args()
     meterings = tuple(args.meterings.split(","))
     if args.evaluate:
         model = load_cue_model(args.model)
-        rows = collect(args.model or str(CUE_MODEL), workers=args.workers, lightings=args.lightings, meterings=meterings, seed=args.seed, limit=args.limit, type_stride=args.type_stride, split=args.evaluate)
+        rows = collect(args.model or str(CUE_MODEL), workers=args.workers, lightings=args.lightings, meterings=meterings, seed=args.seed, limit=args.limit, type_stride=args.type_stride, split=args.evaluate, subset=args.subset)
+        with_targets(rows, args.target)
         print(f"split {args.evaluate}, calibration fitted on {model.fitted_on.get('split')}")
         describe(model, rows, "main")
         describe_joint(model, rows, "main")
@@ -296,17 +372,22 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         model = load_cue_model(args.model) if args.model else CueModel.photo_only()
-        fitted_on = {"split": "tune", "generator": "eval.relit_cases", "meterings": list(meterings), "lightings": args.lightings, "type_stride": args.type_stride, "seed": args.seed, "uv_size": UV_SIZE}
+        fitted_on = {"split": "tune", "generator": "eval.relit_cases", "meterings": list(meterings), "lightings": args.lightings, "type_stride": args.type_stride, "seed": args.seed, "uv_size": UV_SIZE, "target": args.target}
         if args.from_rows:
             with open(args.rows, "rb") as f:
                 rows = pickle.load(f)
+            for extra in args.add_rows:
+                with open(extra, "rb") as f:
+                    rows += pickle.load(f)
+            with_targets(rows, args.target)
             model = fit(rows, {**fitted_on, "round": "from saved readings"})
             describe(model, rows)
         for round_ in range(0 if args.from_rows else args.rounds):
             path = str(Path(tmp) / f"round{round_}.json")
             model.save(Path(path))
             print(f"round {round_ + 1}: readings under {(args.model or 'the photo as it is') if round_ == 0 else 'the last calibration'}", file=sys.stderr)
-            rows = collect(path, workers=args.workers, lightings=args.lightings, meterings=meterings, seed=args.seed, limit=args.limit, type_stride=args.type_stride)
+            rows = collect(path, workers=args.workers, lightings=args.lightings, meterings=meterings, seed=args.seed, limit=args.limit, type_stride=args.type_stride, subset=args.subset)
+            with_targets(rows, args.target)
             if args.rows:
                 with open(args.rows, "wb") as f:
                     pickle.dump(rows, f)

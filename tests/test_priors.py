@@ -279,3 +279,33 @@ def test_a_hard_side_light_reads_the_skin_off_the_lit_half(models):
                            skin=layout.gather(uv_regions(64)["skin"]), config=config, models=models, landmarks=case.landmarks)
     assert result.estimate.relative_median == pytest.approx(1.0, abs=0.1)
     assert result.estimate.prior.readings["own"][0] < np.log(0.6)  # no skin is brighter than 0.6
+
+
+def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
+    """benchmarks/tune_priors.py fits u to what the benchmark scores: the luminance at which
+    the pipeline's own map, scaled to u, has the truth's mean per-pixel ITA."""
+    import importlib.util
+    from pathlib import Path
+
+    from hifialbedo.inverse.priors import _log_u, albedo_of
+    from hifialbedo.ops.colour import ita_map, log_chromaticity
+
+    spec = importlib.util.spec_from_file_location("tune_priors", Path(__file__).resolve().parents[1] / "benchmarks" / "tune_priors.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+
+    truth = _log_u(np.array([0.35, 0.22, 0.15]))
+    goal = float(ita_map(albedo_of(truth)))
+    # A flat map at the truth's colour scores the truth's ITA: the target is the truth itself.
+    flat = {"truth": truth, "texture": np.ones((40, 3), np.float32), "pixel_truth_ita": goal}
+    assert tune.pixel_target(flat) == pytest.approx(truth, abs=1e-6)
+    # A map with lightness spread (shading the pipeline left in) reads a lower per-pixel mean
+    # ITA at the same mean colour, so the target is lighter, with the truth's chromaticity.
+    spread = np.repeat(np.linspace(0.6, 1.4, 40, dtype=np.float32)[:, None], 3, axis=1)
+    row = {"truth": truth, "texture": spread, "pixel_truth_ita": goal}
+    assert tune.pixel_ita(truth, spread) < goal - 1.0
+    target = tune.pixel_target(row)
+    assert target[0] > truth[0] + 0.01 and target[1:] == pytest.approx(truth[1:])
+    assert tune.pixel_ita(target, spread) == pytest.approx(goal, abs=0.01)
+    assert log_chromaticity(albedo_of(target)) == pytest.approx(truth[1:])
+    assert tune.targets([row], "colour")[0] == pytest.approx(truth)
