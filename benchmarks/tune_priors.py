@@ -66,8 +66,7 @@ from hifialbedo.inverse.priors import (
 from hifialbedo.io.errors import InputError
 from hifialbedo.io.images import Photo, read_photo
 from hifialbedo.mesh.topology import uv_regions
-from hifialbedo.ops.colour import skin_type
-from hifialbedo.ops.colour import ita_map, mean_ita
+from hifialbedo.ops.colour import ita_map, mean_ita, skin_type
 from hifialbedo.pipeline import Models, ReconstructConfig, analyse_photo, fuse_photo_results
 from hifialbedo.render.image_raster import paste_window
 from hifialbedo.render.uv_layout import uv_layout
@@ -105,16 +104,16 @@ def readings_of_photo(args: tuple) -> list[dict]:
                     continue  # a thinned grid: every type and lighting still appears, in rotation
                 case = relight(base, t, k, relit)
                 if subset != "all" and (subset == "main") == (case.bright_scene or case.side_lit_source):
-                    continue  # only the cases the fit reads (main), or only those it leaves out (apart)
+                    continue  # only the main cases, or only those the benchmark reports apart
                 photo = Photo(Path(case.name.replace("/", "_") + ".png"), case.image, case.image.shape[:2], ())
                 try:
                     result = analyse_photo(photo, case.name, layout=layout, skin=skin, config=config, models=_models, landmarks=case.landmarks)
                     rec = fuse_photo_results([result], layout, config=config, models=_models)
+                    estimate = rec.results[0].estimate
+                    texture, pixel_truth = scored_texture(rec, case, estimate.prior.albedo)
                 except (ValueError, InputError) as exc:  # a case the pipeline refuses is reported, not fitted
                     print(f"skipped {case.name} ({metering}): {exc}", file=sys.stderr)
                     continue
-                estimate = rec.results[0].estimate
-                texture, pixel_truth = scored_texture(rec, case, estimate.prior.albedo)
                 rows.append(
                     {
                         "case": case.name,
@@ -145,6 +144,8 @@ def scored_texture(rec, case, chosen: np.ndarray) -> tuple[np.ndarray, float]:
     view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
     albedo = paste_window(ref.raster, view.albedo)
     scored = paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool) & case.ita_mask & case.face_mask
+    if scored.sum() < 20:  # as the benchmark refuses to score it
+        raise ValueError("the reconstruction covers too little of the cheek and forehead mask")
     texture = albedo[scored] / np.maximum(chosen, 1e-6)
     pick = np.random.default_rng(zlib.crc32(case.name.encode())).permutation(len(texture))[:TEXTURE_PIXELS]
     return texture[np.sort(pick)].astype(np.float32), mean_ita(case.albedo, scored)
@@ -241,7 +242,7 @@ def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float) -> n
 
 def fit_joint(keep: list[dict]):
     """The joint model chosen on the tuning split, leaving one person out at a time: the ridge
-    penalty, then cue groups dropped one by one while that lowers the mean colour's score."""
+    penalty, then cue groups dropped one by one while that lowers the (per-pixel) score."""
     groups = tuple(g for g, _ in JOINT_FEATURES)
     best = min((ita_score(keep, joint_left_out(keep, groups, lam))[0], lam) for lam in RIDGES)
     score, ridge = best
@@ -302,7 +303,7 @@ def fit(rows: list[dict], fitted_on: dict, fit_on: str = "all") -> CueModel:
 
 
 def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
-    """The calibration, and the error of u (and of the mean colour's ITA) from each cue set."""
+    """The calibration, and the error of u (and of the per-pixel ITA) from each cue set."""
     keep = main_cases(rows) if subset == "main" else rows
     print(f"{len(keep)} cases ({subset})")
     for name, m in model.dimensions.items():
@@ -340,7 +341,7 @@ def describe(model: CueModel, rows: list[dict], subset: str = "main") -> None:
 
 
 def describe_joint(model: CueModel, rows: list[dict], subset: str = "main") -> None:
-    """The joint model's mean-colour errors per true type (the model as committed: on the
+    """The joint model's per-pixel ITA errors per true type (the model as committed: on the
     tuning split these are in-sample; ``fit_joint`` printed the left-out-person ones)."""
     if model.joint is None:
         return
