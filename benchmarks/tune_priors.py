@@ -68,9 +68,8 @@ from hifialbedo.io.images import Photo, read_photo
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import ita_map, mean_ita, skin_type
 from hifialbedo.pipeline import Models, ReconstructConfig, analyse_photo, fuse_photo_results
-from hifialbedo.render.image_raster import paste_window
+from hifialbedo.pipeline.methods import albedo_in_photo
 from hifialbedo.render.uv_layout import uv_layout
-from hifialbedo.render.view_shading import shade_view
 
 UV_SIZE = 256
 TEXTURE_PIXELS = 800
@@ -140,10 +139,8 @@ def scored_texture(rec, case, chosen: np.ndarray) -> tuple[np.ndarray, float]:
     (``(n, 3)`` float32, at most ``TEXTURE_PIXELS`` of them), and the truth's mean per-pixel
     ITA over the same pixels. ``albedo_of(u) * texture`` is then the scored albedo had the
     priors chosen u (the pipeline scales its albedo to the chosen mean)."""
-    ref = rec.results[0]
-    view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
-    albedo = paste_window(ref.raster, view.albedo)
-    scored = paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool) & case.ita_mask & case.face_mask
+    albedo, mask, _ = albedo_in_photo(rec)
+    scored = mask & case.ita_mask & case.face_mask
     if scored.sum() < 20:  # as the benchmark refuses to score it
         raise ValueError("the reconstruction covers too little of the cheek and forehead mask")
     texture = albedo[scored] / np.maximum(chosen, 1e-6)

@@ -301,6 +301,19 @@ def in_subset(score: CaseScore, subset: str) -> bool:
     return subset == "all" or score.subset == subset
 
 
+def _ita_spreads_and_signed(ss: Sequence[CaseScore], pred: str, gt: str) -> tuple[list[float], dict[str, float]]:
+    """Of one ITA measure (the ``CaseScore`` fields ``pred`` and ``gt``): the spread of the
+    prediction over the lightings of each face, skin type and metering, and the mean signed
+    error per true type."""
+    faces: dict[tuple, list[float]] = defaultdict(list)
+    signed: dict[str, list[float]] = defaultdict(list)
+    for s in ss:
+        faces[(s.base, s.type_index, s.metering)].append(getattr(s, pred))
+        signed[fair_type(getattr(s, gt))].append(getattr(s, pred) - getattr(s, gt))
+    spreads = [float(np.std(v)) for v in faces.values() if len(v) > 1]
+    return spreads, {t: float(np.mean(v)) for t, v in sorted(signed.items())}
+
+
 def summarise(scores: Sequence[CaseScore], subset: str = "main") -> dict:
     """Per method: FAIR scores, image metrics and lighting invariance (single-photo runs of
     the subset; the ITA spread is over the lightings of one face, one skin type, one metering)."""
@@ -311,25 +324,13 @@ def summarise(scores: Sequence[CaseScore], subset: str = "main") -> dict:
     out = {}
     for method, ss in by_method.items():
         fair = fair_scores([s.pred_ita for s in ss], [s.gt_ita for s in ss])
-        faces: dict[tuple, list[float]] = defaultdict(list)
-        for s in ss:
-            faces[(s.base, s.type_index, s.metering)].append(s.pred_ita)
-        spreads = [float(np.std(v)) for v in faces.values() if len(v) > 1]
-        colour_faces: dict[tuple, list[float]] = defaultdict(list)
-        for s in ss:
-            colour_faces[(s.base, s.type_index, s.metering)].append(s.pred_colour_ita)
-        colour_spreads = [float(np.std(v)) for v in colour_faces.values() if len(v) > 1]
-        colour_signed = defaultdict(list)
-        for s in ss:
-            colour_signed[fair_type(s.gt_colour_ita)].append(s.pred_colour_ita - s.gt_colour_ita)
-        signed = defaultdict(list)
-        for s in ss:
-            signed[fair_type(s.gt_ita)].append(s.pred_ita - s.gt_ita)
+        spreads, signed = _ita_spreads_and_signed(ss, "pred_ita", "gt_ita")
+        colour_spreads, colour_signed = _ita_spreads_and_signed(ss, "pred_colour_ita", "gt_colour_ita")
         out[method] = {
             "fair": fair.as_dict(),
-            "signed_error_per_type": {t: float(np.mean(v)) for t, v in sorted(signed.items())},
+            "signed_error_per_type": signed,
             "fair_mean_colour": fair_scores([s.pred_colour_ita for s in ss], [s.gt_colour_ita for s in ss]).as_dict(),
-            "mean_colour_signed_per_type": {t: float(np.mean(v)) for t, v in sorted(colour_signed.items())},
+            "mean_colour_signed_per_type": colour_signed,
             "mean_colour_spread_mean": _mean(colour_spreads),
             "mae": _mean([s.mae for s in ss]),
             "psnr": _mean([s.psnr for s in ss]),

@@ -18,7 +18,7 @@ from hifialbedo.eval.relit_cases import RelitCase
 from hifialbedo.eval.synth_albedo import AlbedoMethod
 from hifialbedo.inverse.lighting import LightingConfig
 from hifialbedo.inverse.priors import AlbedoPriors
-from hifialbedo.io.contract import PhotoResult
+from hifialbedo.io.contract import PhotoResult, Reconstruction
 from hifialbedo.io.images import Photo
 from hifialbedo.mesh.topology import uv_regions
 from hifialbedo.ops.colour import linear_to_srgb_uint8, srgb_uint8_to_linear
@@ -28,7 +28,7 @@ from hifialbedo.pipeline.model_cache import Models
 from hifialbedo.pipeline.photo import analyse_photo
 from hifialbedo.render.image_raster import paste_window
 from hifialbedo.render.uv_layout import uv_layout
-from hifialbedo.render.view_shading import shade_view
+from hifialbedo.render.view_shading import ShadedView, shade_view
 
 
 class ReconstructMethod:
@@ -56,13 +56,18 @@ class ReconstructMethod:
     def __call__(self, cases: Sequence[RelitCase]) -> Prediction:
         results = [self.analyse(c) for c in cases]
         rec = fuse_photo_results(results, self.layout, config=self.config, models=self.models)
-        ref = rec.results[0]
-        view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
-        albedo = paste_window(ref.raster, view.albedo)
-        mask = paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool)
+        albedo, mask, view = albedo_in_photo(rec)
         image = srgb_uint8_to_linear(cases[0].image)
-        image[mask] = paste_window(ref.raster, view.image)[mask]
+        image[mask] = paste_window(rec.results[0].raster, view.image)[mask]
         return Prediction(albedo, mask, linear_to_srgb_uint8(np.clip(image, 0, 1)))
+
+
+def albedo_in_photo(rec: Reconstruction) -> tuple[np.ndarray, np.ndarray, ShadedView]:
+    """The reconstruction's UV albedo put back on its reference photo, as the benchmark scores
+    it: ``(albedo (H, W, 3) linear RGB, mask (H, W) bool, the view's ShadedView)``."""
+    ref = rec.results[0]
+    view = shade_view(ref.geometry, ref.raster, rec.albedo, ref.estimate.sh)
+    return paste_window(ref.raster, view.albedo), paste_window(ref.raster, view.mask.astype(np.uint8)).astype(bool), view
 
 
 def benchmark_methods(config: BenchmarkConfig, models: Models) -> dict[str, MethodBuilder]:
@@ -92,4 +97,4 @@ def training_free_method(uv_size: int = 256) -> AlbedoMethod:
     return method
 
 
-__all__ = ["ReconstructMethod", "benchmark_methods", "training_free_method"]
+__all__ = ["ReconstructMethod", "albedo_in_photo", "benchmark_methods", "training_free_method"]
