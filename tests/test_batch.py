@@ -378,6 +378,15 @@ def _wait_for_markers(out: Path, n: int, proc: subprocess.Popen, timeout: float 
         time.sleep(0.05)
 
 
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has exited (a helper process may end between
+    listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _descendants(pid: int) -> list[int]:
     parents = {}
     for entry in os.listdir("/proc"):
@@ -452,7 +461,7 @@ def test_sigkill_of_a_worker_loses_nothing(many_dir, many_clean, tmp_path):
     proc = _driver(many_dir, out, workers=2)
     try:
         _wait_for_markers(out, 1, proc)
-        servers = [p for p in _descendants(proc.pid) if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        servers = [p for p in _descendants(proc.pid) if b"forkserver" in _cmdline(p)]
         workers = [p for s in servers for p in _descendants(s)]  # the pool's workers are forked by the server
         assert workers, "no worker process found"
         os.kill(workers[0], signal.SIGKILL)

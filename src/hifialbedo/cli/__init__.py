@@ -4,7 +4,8 @@ One module per command (``reconstruct``, ``relight``, ``benchmark``, ``identity`
 ``prepare``, ``synth``, ``serve``, ``batch``), each with ``add_parser(subparsers)`` and ``run(args) -> exit code``;
 ``args`` holds the arguments and checks several commands share, ``progress`` the one
 progress display. Errors are one line on stderr, ``hifialbedo: error: ...``, exit code 2;
-Ctrl-C (130) and SIGTERM (143) remove what was being written and say so in one line.
+Ctrl-C (130) and SIGTERM (143) remove what was being written and say so in one line; one that
+lands while a finished folder is renamed into place waits for the rename and says it was written.
 """
 
 from __future__ import annotations
@@ -88,12 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         where = exc.filename or getattr(args, "output", "")
         print(f"hifialbedo: error: {where}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
         return 2
-    except Terminated:
-        print("hifialbedo: terminated; nothing was written", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("hifialbedo: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        written = getattr(exc, "output_written", None)  # it came while the folder was being renamed into place
+        print(f"hifialbedo: {what}; " + (f"{written} was written" if written else "nothing was written"), file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
 
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "main"]

@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -152,36 +154,107 @@ def atomic_output_dir(out_dir: Path, *, overwrite: bool, inputs: Sequence[str | 
     real = resolve_output(out_dir)
     parent = real.parent
     pid = os.getpid()
+    tmp = parent / f".{real.name}.tmp-{pid}-{_random_suffix()}"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.tmp-{pid}-", dir=parent))
-    except OSError as exc:
-        raise InputError(out_dir, f"cannot create a folder in {parent} ({exc.strerror})") from None
-    try:
+        # `tmp` is named before it exists, so an interrupt that lands while it is being made
+        # (the folder already on disk) still removes it below.
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = _make_fresh_folder(parent, f".{real.name}.tmp-{pid}-", tmp)
+        except OSError as exc:
+            raise InputError(out_dir, f"cannot create a folder in {parent} ({exc.strerror})") from None
         try:
             yield tmp
             os.chmod(tmp, 0o755)
-            if real.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{real.name}.old-{pid}-", dir=parent))
-                try:
-                    os.replace(real, old / "previous")
-                except BaseException:
-                    shutil.rmtree(old, ignore_errors=True)
-                    raise
-                try:
-                    os.replace(tmp, real)
-                except BaseException:
-                    os.replace(old / "previous", real)  # put the old folder back
-                    shutil.rmtree(old, ignore_errors=True)
-                    raise
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, real)
+            committed = False
+            try:
+                with interrupts_deferred():  # the renames are never left half done
+                    _commit(tmp, real, f".{real.name}.old-{pid}-")
+                    committed = True
+            except KeyboardInterrupt as exc:  # arrived while committing: raised once it was done
+                if committed:
+                    exc.output_written = out_dir
+                raise
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_SUFFIX_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _random_suffix() -> str:
+    """Eight letters, as :data:`TEMPORARY_NAME` expects (the alphabet ``tempfile`` uses)."""
+    return "".join(secrets.choice(_SUFFIX_LETTERS) for _ in range(8))
+
+
+def _make_fresh_folder(parent: Path, prefix: str, first: Path) -> Path:
+    """Create ``first`` (mode 0700), or ``parent/<prefix><random>`` while the name is taken."""
+    path = first
+    for _ in range(100):
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            path = parent / f"{prefix}{_random_suffix()}"
+    raise FileExistsError(f"no free temporary name {prefix}* in {parent}")
+
+
+def _commit(tmp: Path, real: Path, old_prefix: str) -> None:
+    """Rename ``tmp`` to ``real``; an existing ``real`` is moved aside first and deleted after
+    (put back if the rename fails)."""
+    if not real.exists():
+        os.replace(tmp, real)
+        return
+    old = real.parent / f"{old_prefix}{_random_suffix()}"
+    try:
+        old = _make_fresh_folder(real.parent, old_prefix, old)
+        os.replace(real, old / "previous")
+    except BaseException:
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    try:
+        os.replace(tmp, real)
+    except BaseException:
+        os.replace(old / "previous", real)  # put the old folder back
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive in the block take effect when it ends (main thread only;
+    elsewhere, or where a handler was not installed from Python, the block runs as it is).
+
+    Python runs signal handlers in the main thread only, so holding them here also covers a
+    signal the kernel hands to one of NumPy's or torch's threads.
+    """
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    for s in signals:
+        signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def write_json(path: Path, data: object) -> None:
