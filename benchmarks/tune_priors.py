@@ -56,6 +56,8 @@ from hifialbedo.inverse.priors import (
     AlbedoPriors,
     CueModel,
     DimensionModel,
+    JointModel,
+    ResidualTrees,
     _log_u,
     albedo_of,
     fit_dimension,
@@ -223,17 +225,57 @@ def ita_score(keep: list[dict], us: np.ndarray) -> tuple[float, np.ndarray]:
     return float(per_type.mean() + per_type.std()), per_type
 
 
-def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float) -> np.ndarray:
-    """Each case's u from a joint model of the cue ``groups`` fitted without its person."""
+TREE_SETTINGS = (
+    None,
+    {"n_estimators": 200, "learning_rate": 0.05, "max_depth": 3, "min_samples_leaf": 60, "subsample": 0.8},
+    {"n_estimators": 300, "learning_rate": 0.03, "max_depth": 4, "min_samples_leaf": 80, "subsample": 0.8},
+)
+"""The residual trees tried (``ResidualTrees``; None: the linear model alone), chosen by the
+left-out-person score."""
+
+
+def fit_residual_trees(features: np.ndarray, residual: np.ndarray, settings: dict) -> ResidualTrees:
+    """Gradient-boosted trees (scikit-learn, ``pip install -e '.[tune]'``) of ``residual (n, 3)``
+    on every joint input ``features (n, k)`` (``joint_feature_names()``), exported as arrays."""
+    try:
+        from sklearn.ensemble import GradientBoostingRegressor
+    except ImportError:
+        sys.exit("tune_priors: the residual trees are fitted with scikit-learn: pip install -e '.[tune]'")
+    trees, base = [], []
+    for d in range(residual.shape[1]):
+        gb = GradientBoostingRegressor(random_state=d, **settings).fit(features, residual[:, d])
+        base.append(float(np.asarray(gb.init_.predict(features[:1])).ravel()[0]))
+        per_d = []
+        for (est,) in gb.estimators_:
+            tree = est.tree_
+            per_d.append((tree.feature.tolist(), tree.threshold.tolist(), tree.children_left.tolist(), tree.children_right.tolist(), tree.value[:, 0, 0].tolist()))
+        trees.append(tuple(per_d))
+    return ResidualTrees(joint_feature_names(), float(settings["learning_rate"]), tuple(base), tuple(trees))
+
+
+def fit_joint_with_trees(x: np.ndarray, x_all: np.ndarray, t: np.ndarray, names: tuple[str, ...], ridge: float, trees: dict | None, residual_sd=None) -> JointModel:
+    """The linear joint model of ``x`` (inputs ``names``) and, with ``trees`` settings, residual
+    trees on every input ``x_all`` fitted to what it leaves on these cases."""
+    model = fit_joint_model(x, t, names, ridge, residual_sd=residual_sd)
+    if trees is None:
+        return model
+    linear = np.array([model.predict(dict(zip(names, row)))[0] for row in x])
+    return replace(model, trees=fit_residual_trees(x_all, t - linear, trees))
+
+
+def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float, trees: dict | None = None) -> np.ndarray:
+    """Each case's u from a joint model of the cue ``groups`` (and residual ``trees``) fitted
+    without its person."""
     names = joint_feature_names(groups)
     x = np.array([[r["features"][n] for n in names] for r in keep])
+    x_all = np.array([[r["features"][n] for n in joint_feature_names()] for r in keep])
     t = np.array([r["target"] for r in keep])
     person = np.array([r["person"] for r in keep])
     us = np.zeros_like(t)
     for p in dict.fromkeys(person):
         out = person == p
-        m = fit_joint_model(x[~out], t[~out], names, ridge)
-        us[out] = [m.predict(dict(zip(names, row)))[0] for row in x[out]]
+        m = fit_joint_with_trees(x[~out], x_all[~out], t[~out], names, ridge, trees)
+        us[out] = [m.predict(dict(zip(joint_feature_names(), row)))[0] for row in x_all[out]]
     return us
 
 
@@ -253,11 +295,19 @@ def fit_joint(keep: list[dict]):
             break
         groups, score = tuple(x for x in groups if x != g), s_
         print(f"  dropped {g}")
-    us = joint_left_out(keep, groups, ridge)
+    best_trees, us = None, joint_left_out(keep, groups, ridge)
+    for settings in TREE_SETTINGS[1:]:
+        trial = joint_left_out(keep, groups, ridge, settings)
+        s_ = ita_score(keep, trial)[0]
+        print(f"  residual trees {settings}: left-out-person score {s_:.2f}")
+        if s_ < score - 0.05:
+            best_trees, us, score = settings, trial, s_
+    print(f"  residual trees chosen: {best_trees}")
     t = np.array([r["target"] for r in keep])
     names = joint_feature_names(groups)
     x = np.array([[r["features"][n] for n in names] for r in keep])
-    model = fit_joint_model(x, t, names, ridge, residual_sd=(us - t).std(axis=0))
+    x_all = np.array([[r["features"][n] for n in joint_feature_names()] for r in keep])
+    model = fit_joint_with_trees(x, x_all, t, names, ridge, best_trees, residual_sd=(us - t).std(axis=0))
     _, per_type = ita_score(keep, us)
     main = np.array([not r["bright_scene"] and not r["side_lit"] for r in keep])
     for label, sel in (("main", main), ("bright scenes", np.array([r["bright_scene"] for r in keep]))):

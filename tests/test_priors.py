@@ -309,3 +309,50 @@ def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
     assert tune.pixel_ita(target, spread) == pytest.approx(goal, abs=0.01)
     assert log_chromaticity(albedo_of(target)) == pytest.approx(truth[1:])
     assert tune.targets([row], "colour")[0] == pytest.approx(truth)
+
+
+def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_survive_json():
+    """tune_priors exports scikit-learn's boosted trees to arrays; ``ResidualTrees`` must give
+    scikit-learn's predictions (float32 comparisons, the initial mean, the learning rate) and
+    the same after a JSON round trip inside a joint model."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from hifialbedo.inverse.priors import JointModel, fit_joint_model, joint_feature_names
+
+    spec = importlib.util.spec_from_file_location("tune_priors", Path(__file__).resolve().parents[1] / "benchmarks" / "tune_priors.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+
+    names = joint_feature_names()
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (300, len(names)))
+    residual = np.stack([np.where(x[:, 0] > 0.3, 0.2, -0.1) * x[:, 5], np.sin(2 * x[:, 1]), x[:, 2] * x[:, 3]], axis=1)
+    settings = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 5, "subsample": 0.8}
+    trees = tune.fit_residual_trees(x, residual, settings)
+    fresh = rng.normal(0, 1.2, (50, len(names)))
+    ours = np.array([trees.predict(dict(zip(names, row))) for row in fresh])
+    for d in range(3):
+        theirs = GradientBoostingRegressor(random_state=d, **settings).fit(x, residual[:, d]).predict(fresh)
+        assert ours[:, d] == pytest.approx(theirs, abs=1e-9)
+    # They learn the residual (the sine is not linear in anything): far below its spread.
+    assert np.abs(ours[:, 1] - np.sin(2 * fresh[:, 1])).mean() < 0.5 * np.abs(np.sin(2 * fresh[:, 1])).mean()
+
+    linear = fit_joint_model(x[:, :3], residual, names[:3], 0.01)
+    joint = JointModel(**{**linear.__dict__, "trees": trees})
+    again = JointModel.from_dict(json.loads(json.dumps(joint.to_dict())))
+    # Saved with float32 thresholds and rounded leaves: the same splits, also for an input
+    # lying exactly on a threshold.
+    feature, threshold = trees.trees[0][0][0], trees.trees[0][0][1]
+    on_threshold = fresh[:5].copy()
+    for node in range(len(feature)):
+        if feature[node] >= 0:
+            on_threshold[node % 5, feature[node]] = np.float32(threshold[node])
+    for row in [*fresh[:5], *on_threshold]:
+        features = dict(zip(names, row))
+        u, contributions = again.predict(features)
+        assert u == pytest.approx(linear.predict(features)[0] + trees.predict(features), abs=1e-5)
+        assert contributions["log_rg"]["trees"] == pytest.approx(trees.predict(features)[1], abs=1e-5)

@@ -45,7 +45,11 @@ shading and the pipeline explains part of it as detail normals, so at the true m
 its albedo reads 5-9 degrees lighter per pixel than the truth on types I-IV (on the tuning
 split; 3 darker on type V); each tuning case's target
 is the truth's chromaticity at the luminance that gives the pipeline's own map the truth's
-per-pixel ITA (``tune_priors.pixel_target``). A regression pulls toward the tuning cases' mean a little,
+per-pixel ITA (``tune_priors.pixel_target``). What the linear model leaves is then read by
+gradient-boosted trees over every input (``ResidualTrees``): the same scene brightness means
+a different face under sun than under a studio key, which no one slope captures (left out
+person by person on the tuning split, 12.47 -> 11.15 on every case; ``tune_priors`` chooses
+them, or none, by that score). A regression pulls toward the tuning cases' mean a little,
 which the per-number combination does not; it was chosen because its error on the people
 left out is lower, on every skin type, than the per-number combination's on the very cases it
 was fitted on (the tuning log prints both). Its variance is the
@@ -63,6 +67,7 @@ is used instead.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -282,9 +287,76 @@ per-number combination instead."""
 
 
 @dataclass(frozen=True)
+class ResidualTrees:
+    """Gradient-boosted regression trees on what the linear joint model leaves: per number d
+    of u, ``base[d] + learning_rate * sum of the trees' leaves``. They read every joint input
+    (``features``), the light's shape and the peak included, and catch what a linear model
+    cannot (a bright scene under sun reads darker than one under a studio key; a hard side
+    light's shadowed half). Fitted by ``benchmarks/tune_priors.py`` (scikit-learn's
+    ``GradientBoostingRegressor``, exported here as arrays; nothing of scikit-learn is needed
+    to read them). Each tree is ``(feature, threshold, left, right, value)`` over its nodes:
+    a leaf has feature -1; an input at most the threshold goes left, compared in float32 as
+    scikit-learn does. Trees never extrapolate: beyond the tuning range they give the edge's
+    value.
+
+    >>> stump = ((0, -1, -1), (0.5, 0.0, 0.0), (1, -1, -1), (2, -1, -1), (0.0, -2.0, 4.0))
+    >>> t = ResidualTrees(("own_log_luminance",), 0.5, (0.1, 0.0, 0.0), ((stump,), (), ()))
+    >>> t.predict({"own_log_luminance": 0.2}).tolist(), t.predict({"own_log_luminance": 0.9}).tolist()
+    ([-0.9, 0.0, 0.0], [2.1, 0.0, 0.0])
+    """
+
+    features: tuple[str, ...]
+    learning_rate: float
+    base: tuple[float, float, float]
+    trees: tuple[tuple[tuple[tuple[float, ...], ...], ...], ...]  # [d][tree] = (feature, threshold, left, right, value)
+
+    def predict(self, features: Mapping[str, float]) -> np.ndarray:
+        """The correction ``(3,)`` of u for one photo's joint inputs."""
+        # scikit-learn splits float32 inputs against float64 thresholds.
+        x = np.array([features[n] for n in self.features], dtype=np.float32).astype(np.float64).tolist()
+        out = np.array(self.base, dtype=np.float64)
+        for d, trees in enumerate(self.trees):
+            total = 0.0
+            for feature, threshold, left, right, value in trees:
+                node = 0
+                while feature[node] >= 0:
+                    node = left[node] if x[feature[node]] <= threshold[node] else right[node]
+                total += value[node]
+            out[d] += self.learning_rate * total
+        return out
+
+    def to_dict(self) -> dict:
+        """Thresholds as the largest float32 at most them (the same split of every float32
+        input; 9 digits, read back through float32 by ``from_dict``), leaf values to 7
+        significant digits."""
+        def tree_dict(feature, threshold, left, right, value) -> list:
+            below = [float(np.nextafter(t32, np.float32(-np.inf)) if float(t32) > t else t32) for t, t32 in zip(threshold, np.float32(threshold))]
+            return [list(feature), [float(f"{t:.9g}") for t in below], list(left), list(right), [float(f"{v:.7g}") for v in value]]
+
+        return {
+            "features": list(self.features),
+            "learning_rate": self.learning_rate,
+            "base": list(self.base),
+            "trees": [[tree_dict(*tree) for tree in trees] for trees in self.trees],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ResidualTrees:
+        unknown = set(data["features"]) - set(joint_feature_names())
+        if unknown:
+            raise ValueError(f"residual trees with unknown features {sorted(unknown)}")
+        trees = tuple(
+            tuple((tuple(int(v) for v in f), tuple(np.float32(t).astype(np.float64).tolist()), tuple(int(v) for v in a), tuple(int(v) for v in b), tuple(float(v) for v in val)) for f, t, a, b, val in per_d)
+            for per_d in data["trees"]
+        )
+        return cls(tuple(data["features"]), float(data["learning_rate"]), tuple(float(v) for v in data["base"]), trees)
+
+
+@dataclass(frozen=True)
 class JointModel:
     """u = W' z + b over the standardised features z = (x - mean) / scale: ridge regression
-    of the truth's u on ``features``, fitted on the tuning split (``fit_joint_model``)."""
+    of the truth's u on ``features``, fitted on the tuning split (``fit_joint_model``), plus
+    ``trees`` (``ResidualTrees``, where the tuning split chose them) on what it leaves."""
 
     features: tuple[str, ...]
     mean: tuple[float, ...]
@@ -295,6 +367,7 @@ class JointModel:
     """The error of u over the tuning split, left out person by person (the variance a
     photo's choice carries into the several-photo consensus)."""
     ridge: float
+    trees: ResidualTrees | None = None
 
     def outside(self, features: Mapping[str, float]) -> list[str]:
         """The features further than ``MAX_JOINT_DEVIATIONS`` standard deviations from their
@@ -318,10 +391,16 @@ class JointModel:
             for name, t in zip(self.features, terms[:, d]):
                 by_cue[_CUE_OF_FEATURE[name]] = by_cue.get(_CUE_OF_FEATURE[name], 0.0) + float(t)
             contributions[dim] = {k: round(v, 5) for k, v in by_cue.items()}
+        if self.trees is not None:
+            correction = self.trees.predict(features)
+            u = u + correction
+            for d, dim in enumerate(DIMENSIONS):
+                contributions[dim]["trees"] = round(float(correction[d]), 5)
         return u, contributions
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()} | {"weights": [list(w) for w in self.weights]}
+        linear = {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "trees"}
+        return linear | {"weights": [list(w) for w in self.weights]} | ({"trees": self.trees.to_dict()} if self.trees is not None else {})
 
     @classmethod
     def from_dict(cls, data: Mapping) -> JointModel:
@@ -331,6 +410,7 @@ class JointModel:
         return cls(
             tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(tuple(w) for w in data["weights"]),
             tuple(data["intercept"]), tuple(data["residual_sd"]), float(data["ridge"]),
+            ResidualTrees.from_dict(data["trees"]) if "trees" in data else None,
         )
 
 
@@ -420,7 +500,10 @@ class CueModel:
         return cls(dims, {"split": "none: the photo as it is"})
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        text = json.dumps(self.to_dict(), indent=1)
+        # Lists of numbers on one line each (the residual trees' arrays would take a line a number).
+        text = re.sub(r"\[\s*(-?[0-9][-+0-9.eE,\s]*?)\s*\]", lambda m: "[" + ",".join(m.group(1).split()).replace(",,", ",") + "]", text)
+        Path(path).write_text(text + "\n")
 
 
 @lru_cache(maxsize=4)
