@@ -576,7 +576,8 @@ class MeanAlbedo:
             "combiner": self.combiner,
             **({"joint_inputs_out_of_range": self.outside} if self.outside else {}),
             "cue_readings": self.readings,
-            # joint: how far each cue's features moved u from the tuning mean; cues: each cue's weight
+            # joint: how far each cue's features moved u from the tuning mean ("trees": the residual
+            # trees' correction); cues: each cue's weight
             "cue_weights": self.weights,
             "colour_fell_back_to_photo": self.fell_back,
         }
