@@ -295,9 +295,9 @@ class ResidualTrees:
     light's shadowed half). Fitted by ``benchmarks/tune_priors.py`` (scikit-learn's
     ``GradientBoostingRegressor``, exported here as arrays; nothing of scikit-learn is needed
     to read them). Each tree is ``(feature, threshold, left, right, value)`` over its nodes:
-    a leaf has feature -1; an input at most the threshold goes left, compared in float32 as
-    scikit-learn does. Trees never extrapolate: beyond the tuning range they give the edge's
-    value.
+    a leaf has feature -1; an input at most the threshold goes left, the input rounded to
+    float32 first as scikit-learn does. Trees never extrapolate: beyond the tuning range they
+    give the edge's value.
 
     >>> stump = ((0, -1, -1), (0.5, 0.0, 0.0), (1, -1, -1), (2, -1, -1), (0.0, -2.0, 4.0))
     >>> t = ResidualTrees(("own_log_luminance",), 0.5, (0.1, 0.0, 0.0), ((stump,), (), ()))
