@@ -311,10 +311,12 @@ def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
     assert tune.targets([row], "colour")[0] == pytest.approx(truth)
 
 
-def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_survive_json():
+@pytest.mark.parametrize("loss", ["squared_error", "huber"])
+def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_survive_json(loss):
     """tune_priors exports scikit-learn's boosted trees to arrays; ``ResidualTrees`` must give
-    scikit-learn's predictions (float32 comparisons, the initial mean, the learning rate) and
-    the same after a JSON round trip inside a joint model."""
+    scikit-learn's predictions (float32 inputs against float64 thresholds, the initial value,
+    the learning rate, Huber's refitted leaves) and the same after a JSON round trip inside a
+    joint model."""
     import importlib.util
     import json
     from pathlib import Path
@@ -331,7 +333,8 @@ def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_surviv
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (300, len(names)))
     residual = np.stack([np.where(x[:, 0] > 0.3, 0.2, -0.1) * x[:, 5], np.sin(2 * x[:, 1]), x[:, 2] * x[:, 3]], axis=1)
-    settings = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 5, "subsample": 0.8}
+    # Huber: the leaves are refitted after each tree is grown and its initial value is a median.
+    settings = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 5, "subsample": 0.8, "loss": loss}
     trees = tune.fit_residual_trees(x, residual, settings)
     fresh = rng.normal(0, 1.2, (50, len(names)))
     ours = np.array([trees.predict(dict(zip(names, row))) for row in fresh])
