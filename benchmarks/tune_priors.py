@@ -267,19 +267,27 @@ def fit_joint_with_trees(x: np.ndarray, x_all: np.ndarray, t: np.ndarray, names:
     return replace(model, trees=fit_residual_trees(x_all, t - linear, trees))
 
 
+def joint_inputs(keep: list[dict], groups: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The cases' joint inputs: ``(of the cue groups (n, k), all of them (n, K), the groups'
+    names)``; the residual trees read all."""
+    every = joint_feature_names()
+    names = joint_feature_names(groups)
+    x_all = np.array([[r["features"][n] for n in every] for r in keep])
+    return x_all[:, [every.index(n) for n in names]], x_all, names
+
+
 def joint_left_out(keep: list[dict], groups: tuple[str, ...], ridge: float, trees: dict | None = None) -> np.ndarray:
     """Each case's u from a joint model of the cue ``groups`` (and residual ``trees``) fitted
     without its person."""
-    names = joint_feature_names(groups)
-    x = np.array([[r["features"][n] for n in names] for r in keep])
-    x_all = np.array([[r["features"][n] for n in joint_feature_names()] for r in keep])
+    x, x_all, names = joint_inputs(keep, groups)
+    every = joint_feature_names()
     t = np.array([r["target"] for r in keep])
     person = np.array([r["person"] for r in keep])
     us = np.zeros_like(t)
     for p in dict.fromkeys(person):
         out = person == p
         m = fit_joint_with_trees(x[~out], x_all[~out], t[~out], names, ridge, trees)
-        us[out] = [m.predict(dict(zip(joint_feature_names(), row)))[0] for row in x_all[out]]
+        us[out] = [m.predict(dict(zip(every, row)))[0] for row in x_all[out]]
     return us
 
 
@@ -308,9 +316,7 @@ def fit_joint(keep: list[dict]):
             best_trees, us, score = settings, trial, s_
     print(f"  residual trees chosen: {best_trees}")
     t = np.array([r["target"] for r in keep])
-    names = joint_feature_names(groups)
-    x = np.array([[r["features"][n] for n in names] for r in keep])
-    x_all = np.array([[r["features"][n] for n in joint_feature_names()] for r in keep])
+    x, x_all, names = joint_inputs(keep, groups)
     model = fit_joint_with_trees(x, x_all, t, names, ridge, best_trees, residual_sd=(us - t).std(axis=0))
     _, per_type = ita_score(keep, us)
     main = np.array([not r["bright_scene"] and not r["side_lit"] for r in keep])

@@ -281,18 +281,24 @@ def test_a_hard_side_light_reads_the_skin_off_the_lit_half(models):
     assert result.estimate.prior.readings["own"][0] < np.log(0.6)  # no skin is brighter than 0.6
 
 
-def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
-    """benchmarks/tune_priors.py fits u to what the benchmark scores: the luminance at which
-    the pipeline's own map, scaled to u, has the truth's mean per-pixel ITA."""
+def _tune_priors():
+    """benchmarks/tune_priors.py as a module (the benchmarks are scripts, not a package)."""
     import importlib.util
     from pathlib import Path
-
-    from hifialbedo.inverse.priors import _log_u, albedo_of
-    from hifialbedo.ops.colour import ita_map, log_chromaticity
 
     spec = importlib.util.spec_from_file_location("tune_priors", Path(__file__).resolve().parents[1] / "benchmarks" / "tune_priors.py")
     tune = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tune)
+    return tune
+
+
+def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
+    """benchmarks/tune_priors.py fits u to what the benchmark scores: the luminance at which
+    the pipeline's own map, scaled to u, has the truth's mean per-pixel ITA."""
+    from hifialbedo.inverse.priors import _log_u, albedo_of
+    from hifialbedo.ops.colour import ita_map, log_chromaticity
+
+    tune = _tune_priors()
 
     truth = _log_u(np.array([0.35, 0.22, 0.15]))
     goal = float(ita_map(albedo_of(truth)))
@@ -317,17 +323,13 @@ def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_surviv
     scikit-learn's predictions (float32 inputs against float64 thresholds, the initial value,
     the learning rate, Huber's refitted leaves) and the same after a JSON round trip inside a
     joint model."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from sklearn.ensemble import GradientBoostingRegressor
 
     from hifialbedo.inverse.priors import JointModel, fit_joint_model, joint_feature_names
 
-    spec = importlib.util.spec_from_file_location("tune_priors", Path(__file__).resolve().parents[1] / "benchmarks" / "tune_priors.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    tune = _tune_priors()
 
     names = joint_feature_names()
     rng = np.random.default_rng(3)

@@ -154,13 +154,14 @@ def atomic_output_dir(out_dir: Path, *, overwrite: bool, inputs: Sequence[str | 
     real = resolve_output(out_dir)
     parent = real.parent
     pid = os.getpid()
-    tmp = parent / f".{real.name}.tmp-{pid}-{_random_suffix()}"
+    tmp_prefix = f".{real.name}.tmp-{pid}-"
+    tmp = parent / f"{tmp_prefix}{_random_suffix()}"
     try:
         # `tmp` is named before it exists, so an interrupt that lands while it is being made
         # (the folder already on disk) still removes it below.
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            tmp = _make_fresh_folder(parent, f".{real.name}.tmp-{pid}-", tmp)
+            tmp = _make_fresh_folder(parent, tmp_prefix, tmp)
         except OSError as exc:
             raise InputError(out_dir, f"cannot create a folder in {parent} ({exc.strerror})") from None
         try:
