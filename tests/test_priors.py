@@ -282,12 +282,17 @@ def test_a_hard_side_light_reads_the_skin_off_the_lit_half(models):
 
 
 def _tune_priors():
-    """benchmarks/tune_priors.py as a module (the benchmarks are scripts, not a package)."""
+    """benchmarks/tune_priors.py as a module (the benchmarks are scripts, not a package),
+    registered under its name so that its worker processes can find its functions."""
     import importlib.util
+    import sys
     from pathlib import Path
 
+    if "tune_priors" in sys.modules:
+        return sys.modules["tune_priors"]
     spec = importlib.util.spec_from_file_location("tune_priors", Path(__file__).resolve().parents[1] / "benchmarks" / "tune_priors.py")
     tune = importlib.util.module_from_spec(spec)
+    sys.modules["tune_priors"] = tune
     spec.loader.exec_module(tune)
     return tune
 
@@ -317,12 +322,12 @@ def test_tuning_target_gives_the_scored_albedo_the_truths_per_pixel_ita():
     assert tune.targets([row], "colour")[0] == pytest.approx(truth)
 
 
-@pytest.mark.parametrize("loss", ["squared_error", "huber"])
-def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_survive_json(loss):
+@pytest.mark.parametrize("loss, weighted", [("squared_error", False), ("huber", False), ("huber", True)])
+def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_survive_json(loss, weighted):
     """tune_priors exports scikit-learn's boosted trees to arrays; ``ResidualTrees`` must give
     scikit-learn's predictions (float32 inputs against float64 thresholds, the initial value,
-    the learning rate, Huber's refitted leaves) and the same after a JSON round trip inside a
-    joint model."""
+    the learning rate, Huber's refitted leaves, cases counted several times) and the same after
+    a JSON round trip inside a joint model."""
     import json
 
     from sklearn.ensemble import GradientBoostingRegressor
@@ -337,12 +342,16 @@ def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_surviv
     residual = np.stack([np.where(x[:, 0] > 0.3, 0.2, -0.1) * x[:, 5], np.sin(2 * x[:, 1]), x[:, 2] * x[:, 3]], axis=1)
     # Huber: the leaves are refitted after each tree is grown and its initial value is a median.
     settings = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 5, "subsample": 0.8, "loss": loss}
-    trees = tune.fit_residual_trees(x, residual, settings)
+    weight = np.where(x[:, 4] > 0, 3.0, 1.0) if weighted else None
+    trees = tune.fit_residual_trees(x, residual, settings, weight)
     fresh = rng.normal(0, 1.2, (50, len(names)))
     ours = np.array([trees.predict(dict(zip(names, row))) for row in fresh])
     for d in range(3):
-        theirs = GradientBoostingRegressor(random_state=d, **settings).fit(x, residual[:, d]).predict(fresh)
+        theirs = GradientBoostingRegressor(random_state=d, **settings).fit(x, residual[:, d], sample_weight=weight).predict(fresh)
         assert ours[:, d] == pytest.approx(theirs, abs=1e-9)
+    if weighted:  # the weights reach the fit: unweighted trees predict otherwise
+        plain = tune.fit_residual_trees(x, residual, settings)
+        assert np.abs(np.array([plain.predict(dict(zip(names, row))) for row in fresh]) - ours).max() > 1e-3
     # They learn the residual (the sine is not linear in anything): far below its spread.
     assert np.abs(ours[:, 1] - np.sin(2 * fresh[:, 1])).mean() < 0.5 * np.abs(np.sin(2 * fresh[:, 1])).mean()
 
@@ -361,3 +370,33 @@ def test_residual_trees_exported_from_scikit_learn_predict_as_it_does_and_surviv
         u, contributions = again.predict(features)
         assert u == pytest.approx(linear.predict(features)[0] + trees.predict(features), abs=1e-5)
         assert contributions["log_rg"]["trees"] == pytest.approx(trees.predict(features)[1], abs=1e-5)
+
+
+def test_left_out_person_fit_with_weighted_trees_is_the_same_in_parallel_and_leaves_each_person_out():
+    """tune_priors' left-out-person estimates (the scores every choice is made by) must not
+    depend on how many processes fit them, and a person's estimate must not see that person:
+    a person whose targets alone are shifted far moves nobody's estimate but their own."""
+    from hifialbedo.inverse.priors import joint_feature_names
+
+    tune = _tune_priors()
+    names = joint_feature_names()
+    rng = np.random.default_rng(5)
+    keep = []
+    for i in range(120):
+        f = dict(zip(names, rng.normal(0, 1, len(names)).tolist()))
+        target = np.array([0.5 * f["own_log_luminance"] - 1.5, 0.4 + 0.1 * f["own_log_rg"], -0.3])
+        keep.append({"person": f"p{i % 6}", "features": f, "target": target, "bright_scene": i % 3 == 0, "side_lit": False})
+    settings = {"n_estimators": 20, "learning_rate": 0.1, "max_depth": 2, "min_samples_leaf": 5, "subsample": 0.8, "loss": "huber", "alpha": 0.9}
+    groups = ("own",)
+    serial = tune.joint_left_out(keep, groups, 0.01, settings, 2.0)
+    tune.LEFT_OUT_WORKERS = 2
+    try:
+        parallel = tune.joint_left_out(keep, groups, 0.01, settings, 2.0)
+    finally:
+        tune.LEFT_OUT_WORKERS = 1
+    assert parallel == pytest.approx(serial, abs=1e-12)
+    shifted = [dict(r, target=r["target"] + [5.0, 0.0, 0.0]) if r["person"] == "p0" else r for r in keep]
+    moved = tune.joint_left_out(shifted, groups, 0.01, settings, 2.0)
+    p0 = np.array([r["person"] == "p0" for r in keep])
+    assert moved[p0] == pytest.approx(serial[p0], abs=1e-12)
+    assert np.abs(moved[~p0, 0] - serial[~p0, 0]).mean() > 0.3  # everyone else learns from them
