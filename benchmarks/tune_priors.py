@@ -280,7 +280,7 @@ def fit_joint_with_trees(x: np.ndarray, x_all: np.ndarray, t: np.ndarray, names:
 
 def main_weights(keep: list[dict], main_weight: float) -> np.ndarray:
     """``(n,)``: ``main_weight`` for each main case of ``keep`` (``MAIN_WEIGHTS``), 1 for the rest."""
-    return np.array([main_weight if not r["bright_scene"] and not r["side_lit"] else 1.0 for r in keep])
+    return np.array([main_weight if is_main(r) else 1.0 for r in keep])
 
 
 def joint_inputs(keep: list[dict], groups: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -350,8 +350,11 @@ def fit_joint(keep: list[dict]) -> tuple[JointModel, float]:
         if s_ < score - 0.05:
             best_trees, us, score = settings, trial, s_
     print(f"  residual trees chosen: {best_trees}")
-    main = np.array([not r["bright_scene"] and not r["side_lit"] for r in keep])
-    main_score = lambda v: ita_score([r for r, k in zip(keep, main) if k], v[main])[0]  # noqa: E731
+    main = np.array([is_main(r) for r in keep])
+
+    def main_score(v: np.ndarray) -> float:
+        return ita_score([r for r, k in zip(keep, main) if k], v[main])[0]
+
     best_weight = 1.0
     if best_trees is not None and 0 < main.sum() < len(keep):
         score_main = main_score(us)
@@ -374,10 +377,15 @@ def fit_joint(keep: list[dict]) -> tuple[JointModel, float]:
     return model, best_weight
 
 
+def is_main(row: dict) -> bool:
+    """A case the benchmark's main tables report: no scene that fools a whole-frame meter, no
+    side-lit source."""
+    return not row["bright_scene"] and not row["side_lit"]
+
+
 def main_cases(rows: list[dict]) -> list[dict]:
-    """The cases the calibration is fitted on and the main tables report: no scene that fools
-    a whole-frame meter, no side-lit source."""
-    return [r for r in rows if not r["bright_scene"] and not r["side_lit"]]
+    """The main cases of ``rows`` (``is_main``)."""
+    return [r for r in rows if is_main(r)]
 
 
 def with_targets(rows: list[dict], kind: str) -> list[dict]:
@@ -458,7 +466,7 @@ def describe_joint(model: CueModel, rows: list[dict], subset: str = "main") -> N
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parents[1] / "src/hifialbedo/inverse/data/cue_model.json")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="processes reading the cases and fitting the left-out-person models")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--lightings", type=int, default=6)
     ap.add_argument("--meterings", default="average,face")
