@@ -362,8 +362,9 @@ def test_a_signal_during_the_renames_waits_for_them_and_says_the_folder_was_writ
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_with_a_signal)
-    # Python's own Ctrl-C handler, as in a terminal: a job a script starts in the background
-    # inherits Ctrl-C ignored, and an ignored Ctrl-C is rightly dropped.
+    # Python's own Ctrl-C handler, whatever the run left installed: in a full run started
+    # without a terminal, something earlier in the suite left another one (the code passes a
+    # held Ctrl-C on to whatever handler was there, and rightly drops an ignored one).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt) as caught, atomic_output_dir(out, overwrite=True) as tmp:

@@ -52,12 +52,11 @@ person by person on the tuning split, 12.33 -> 10.41 on every case with 400 Hube
 of depth 5; ``tune_priors`` chooses them, or none, by that score). The main cases (no bright
 scene, no side-lit source: what the targets are set on) count three times in the trees' fit
 (left out person by person, 10.79 -> 10.47 on them, for 10.41 -> 10.89 on every case: the
-bright scenes pay). A regression
-pulls toward the tuning cases' mean a little,
-which the per-number combination does not; it was chosen because its error on the people
-left out is lower, on every skin type, than the per-number combination's on the very cases it
-was fitted on (the tuning log prints both). Its variance is the
-left-out-person error, the same for every photo.
+bright scenes pay). A regression pulls toward the tuning cases' mean a little, which the
+per-number combination does not; it was chosen because its error on the people left out is
+lower, on every skin type, than the per-number combination's on the very cases it was fitted
+on (the tuning log prints both). Its variance is the left-out-person error, the same for
+every photo.
 
 **Do no harm**: the joint model is read only where its inputs lie within
 ``MAX_JOINT_DEVIATIONS`` of its tuning cases and the scene is there (``JointModel.outside``;
