@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -206,10 +207,77 @@ def test_benchmark_report_files(small_result, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     table = (out / "results.md").read_text()
     assert "| oracle_shading |" in table and "Avg ITA" in table and "mean of per-pixel ITA" in table
+    assert "reconstruct's |ITA error| less each baseline's" in table and "| less identity | people |" in table
+    assert "## What averaging photos can remove: reconstruct" in table
     data = json.loads((out / "results.json").read_text())
+    assert set(data["harm_intervals"]) == {"identity"} and set(data["harm_intervals"]["identity"]) == {"II", "V"}
+    assert data["error_structure"]["faces"] == 2 and set(data["error_structure"]["rms_ratio_by_k"]) == {"1", "2", "3", "4", "5"}
     assert data["summary"]["identity"]["fair"]["score"] == pytest.approx(small_result.summary["identity"]["fair"]["score"])
     assert Image.open(out / "per_type.png").size[0] > 400
     assert len((out / "cases.csv").read_text().splitlines()) == 1 + len(small_result.scores)
+
+
+def _score(method: str, person: str, case: str, gt: float, error: float, *, base: str = "", lighting: int = 0):
+    from hifialbedo.eval.benchmark import CaseScore
+
+    return CaseScore(method, case, base or person, 0, lighting, 1, gt, gt + error, abs(error), 0.0, person=person)
+
+
+def test_harm_intervals_average_people_not_cases_and_call_only_what_the_interval_shows():
+    from hifialbedo.eval.benchmark import harm_intervals
+
+    scores = []
+    # Type I (ITA 60): 5 points lower than the photo for every person: below, whatever the draw.
+    for p in "abcdef":
+        scores += [_score("reconstruct", p, f"{p}1", 60.0, 5.0), _score("identity", p, f"{p}1", 60.0, 10.0)]
+    # Type VI (ITA -50): person a has ten cases 10 worse, four others one case 1 better: the
+    # mean over people is (10 - 4) / 5 = 1.2, over cases it would be 96 / 14.
+    for i in range(10):
+        scores += [_score("reconstruct", "a", f"a6{i}", -50.0, 20.0), _score("identity", "a", f"a6{i}", -50.0, 10.0)]
+    for p in "bcde":
+        scores += [_score("reconstruct", p, f"{p}6", -50.0, 9.0), _score("identity", p, f"{p}6", -50.0, 10.0)]
+    table = harm_intervals(scores, baselines=("identity", "photo_shape"), draws=500)
+    assert set(table) == {"identity"}  # photo_shape was not run
+    one, six = table["identity"]["I"], table["identity"]["VI"]
+    assert (one["difference"], one["low"], one["high"], one["people"], one["verdict"]) == pytest.approx((-5.0, -5.0, -5.0, 6, "below"))
+    assert six["difference"] == pytest.approx(1.2) and six["people"] == 5
+    assert six["low"] < 0 < six["high"] and six["verdict"] == "unresolved"
+
+
+def test_harm_intervals_are_the_same_under_any_string_hash_seed():
+    import subprocess
+    import sys
+
+    # The people are resampled by position: an order taken from a set of strings would change
+    # with Python's per-process hash seed, and the report's intervals with it.
+    code = (
+        "from tests.test_eval import _score; from hifialbedo.eval.benchmark import harm_intervals; "
+        "s = [x for i in range(12) for x in (_score('reconstruct', f'p{i}', f'c{i}', 60.0, i % 5 - 1.0), _score('identity', f'p{i}', f'c{i}', 60.0, 2.0))]; "
+        "print(harm_intervals(s, draws=200)['identity']['I'])"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(runs) == 1 and "'people': 12" in runs.pop()
+
+
+def test_error_structure_splits_a_faces_bias_from_its_lighting_noise():
+    from hifialbedo.eval.benchmark import error_structure
+
+    rng = np.random.default_rng(0)
+    scores = []
+    for f in range(3000):
+        bias = rng.normal(0.0, 4.0)
+        for k in range(3):
+            scores.append(_score("reconstruct", f"p{f}", f"f{f}/{k}", 30.0, bias + rng.normal(0.0, 3.0), lighting=k))
+    e = error_structure(scores)
+    assert e["faces"] == 3000
+    # The face means carry a third of the lighting noise (3^2 / 3): left in, the bias would read 4.36.
+    assert e["face_bias_rms"] == pytest.approx(4.0, abs=0.12) and e["lighting_sd"] == pytest.approx(3.0, abs=0.06)
+    assert e["rms_ratio_by_k"][1] == 1.0
+    assert e["rms_ratio_by_k"][5] == pytest.approx(np.sqrt((16 + 9 / 5) / 25), abs=0.01)
+    assert error_structure(scores[:1]) is None  # no face under two lightings
 
 
 def test_benchmark_cli_rejects_bad_options(tmp_path, capsys):

@@ -364,6 +364,75 @@ def per_group(scores: Sequence[CaseScore], key: str, subset: str = "main") -> di
     }
 
 
+def harm_intervals(
+    scores: Sequence[CaseScore],
+    method: str = "reconstruct",
+    baselines: Sequence[str] = ("identity", "photo_shape"),
+    subset: str = "main",
+    *,
+    draws: int = 2000,
+    level: float = 0.9,
+    seed: int = 0,
+) -> dict[str, dict[str, dict]]:
+    """Per baseline run, per true skin type: ``method``'s |ITA error| minus the baseline's,
+    person by person, with a bootstrap interval over the people (single photos of ``subset``).
+
+    Each person's difference is the mean over their cases of that type (the methods score the
+    same cases); ``difference`` is the mean over people, so one person with many cases cannot
+    carry it, and ``low``..``high`` is the central ``level`` share of that mean over ``draws``
+    resamplings of the people with replacement. ``verdict``: ``below`` or ``above`` the
+    baseline only where the whole interval is; ``unresolved`` where it holds 0.
+    """
+    errors: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
+    types: dict[tuple[str, str], str] = {}
+    for s in scores:
+        if s.k == 1 and in_subset(s, subset) and (s.method == method or s.method in baselines):
+            errors[s.method][(s.person, s.case)] = s.ita_error
+            types[(s.person, s.case)] = fair_type(s.gt_ita)
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, dict]] = {}
+    for base in baselines:
+        if base not in errors or method not in errors:
+            continue
+        per_person: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for key in sorted(errors[method].keys() & errors[base].keys()):  # a set's order changes with the hash seed
+            per_person[types[key]][key[0]].append(errors[method][key] - errors[base][key])
+        out[base] = {}
+        for t, people in sorted(per_person.items()):
+            d = np.array([np.mean(v) for v in people.values()])
+            means = d[rng.integers(0, len(d), (draws, len(d)))].mean(axis=1)
+            low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+            verdict = "below" if high < 0 else "above" if low > 0 else "unresolved"
+            out[base][t] = {"difference": float(d.mean()), "low": float(low), "high": float(high), "people": len(d), "verdict": verdict}
+    return out
+
+
+def error_structure(scores: Sequence[CaseScore], method: str = "reconstruct", subset: str = "main", max_k: int = 5) -> dict | None:
+    """How ``method``'s signed ITA error (single photos of ``subset``) splits into what a face
+    keeps under every lighting (one base photo, skin type and metering: its bias, which
+    averaging photos cannot remove) and what changes with the lighting (which it can).
+
+    ``lighting_sd``: the pooled within-face standard deviation (ddof 1); ``face_bias_rms``:
+    the RMS of the faces' true mean errors (the means' square less the share the lighting
+    noise adds to a mean of n). ``rms_ratio_by_k``: the RMS error of a mean over k lightings
+    against one, sqrt((b^2 + s^2 / k) / (b^2 + s^2)), were the lightings' errors independent:
+    the k-photo curve a fusion that averages the photos' estimates can reach. None where no
+    face has two lightings.
+    """
+    faces: dict[tuple, list[float]] = defaultdict(list)
+    for s in scores:
+        if s.method == method and s.k == 1 and in_subset(s, subset):
+            faces[(s.base, s.type_index, s.metering)].append(s.pred_ita - s.gt_ita)
+    groups = [np.array(v) for v in faces.values() if len(v) > 1]
+    if not groups:
+        return None
+    within = sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / sum(len(g) - 1 for g in groups)
+    bias2 = max(float(np.mean([g.mean() ** 2 for g in groups])) - within * float(np.mean([1.0 / len(g) for g in groups])), 0.0)
+    total = bias2 + within
+    ratio = {k: math.sqrt((bias2 + within / k) / total) if total > 0 else 1.0 for k in range(1, max_k + 1)}
+    return {"faces": len(groups), "face_bias_rms": math.sqrt(bias2), "lighting_sd": math.sqrt(within), "rms_ratio_by_k": ratio}
+
+
 def curve(scores: Sequence[CaseScore], subset: str = "main") -> dict:
     """Per curve method: mean ITA error and MAE against the number of photos k (the subsets
     of one face under k lightings; k = 1 over the same faces), and the ratio k_max / k = 1."""
@@ -566,6 +635,8 @@ __all__ = [
     "Prediction",
     "build_method",
     "curve",
+    "error_structure",
+    "harm_intervals",
     "in_subset",
     "per_group",
     "priors_from",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.eval.benchmark import SUBSETS, BenchmarkResult, per_group
+from hifialbedo.eval.benchmark import SUBSETS, BenchmarkResult, error_structure, harm_intervals, per_group
 from hifialbedo.ops.colour import SKIN_TYPES
 
 SUBSET_TITLES = {
@@ -56,6 +56,54 @@ def harm_check(summary: dict, method: str = "reconstruct", baselines: tuple[str,
     if signed:
         lines += ["", f"{method}'s mean signed ITA error per type (+: albedo too light): " + ", ".join(f"{t} {v:+.1f}" for t, v in signed.items()) + "."]
     return lines
+
+
+def harm_interval_table(result: BenchmarkResult, method: str = "reconstruct") -> list[str]:
+    """``harm_intervals`` as markdown: per type, ``method`` less each baseline, person by person."""
+    table = harm_intervals(result.scores, method)
+    if not table:
+        return []
+    present = list(table)
+    lines = [
+        "",
+        (
+            f"The same person by person: {method}'s |ITA error| less each baseline's (each person's cases of a type averaged, then the people;"
+            " 90 % bootstrap interval over the people in brackets). Below or above only where the whole interval is:"
+        ),
+        "",
+        "| type | " + " | ".join(f"less {b}" for b in present) + " | people |",
+        "|---|" + "---|" * (len(present) + 1),
+    ]
+    for t in SKIN_TYPES:
+        cells = [table[b].get(t) for b in present]
+        if all(c is None for c in cells):
+            continue
+        shown = [
+            "-" if c is None else f"{c['difference']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]" + ("" if c["verdict"] == "below" else f" **{c['verdict']}**")
+            for c in cells
+        ]
+        people = next(c["people"] for c in cells if c is not None)
+        lines.append(f"| {t} | " + " | ".join(shown) + f" | {people} |")
+    return lines
+
+
+def error_structure_lines(result: BenchmarkResult, method: str = "reconstruct") -> list[str]:
+    """``error_structure`` as markdown: what averaging photos of one face can remove."""
+    e = error_structure(result.scores, method)
+    if e is None:
+        return []
+    ratios = ", ".join(f"k = {k}: {100 * r:.0f} %" for k, r in e["rms_ratio_by_k"].items() if k > 1)
+    return [
+        "",
+        f"## What averaging photos can remove: {method} (main subset, single photos)",
+        "",
+        (
+            f"Over {e['faces']} faces (one base photo, skin type and metering, under several lightings), the signed ITA error is"
+            f" a bias the face keeps under every lighting, RMS {e['face_bias_rms']:.1f}, plus a part that changes with the lighting,"
+            f" SD {e['lighting_sd']:.1f}. A fusion that averages the photos' estimates removes only the second: were the lightings'"
+            f" errors independent, its RMS error against one photo's would be {ratios}."
+        ),
+    ]
 
 
 def mean_colour_table(summary: dict) -> list[str]:
@@ -112,6 +160,7 @@ def markdown_table(result: BenchmarkResult) -> str:
         lines += ["", f"## {SUBSET_TITLES[sub]}", ""] + fair_table(summary)
         if sub == "main":
             lines += harm_check(summary)
+            lines += harm_interval_table(result)
             lines += mean_colour_table(summary)
     lines += group_table(result, "person", "Per person")
     lines += group_table(result, "source", "Per source")
@@ -130,6 +179,7 @@ def markdown_table(result: BenchmarkResult) -> str:
         for k, v in c["k"].items():
             lines.append(f"| {k} | {_fmt(v['ita_error'])} | {_fmt(v['mae'], 4)} | {v['runs']} |")
         lines += ["", f"k = {max(c['k'])} against k = 1: {_fmt(c['ratio_last_to_first'] and 100 * c['ratio_last_to_first'], 0)} %."]
+    lines += error_structure_lines(result)
     return "\n".join(lines) + "\n"
 
 
@@ -191,6 +241,11 @@ def examples_png(result: BenchmarkResult) -> np.ndarray | None:
     return np.concatenate([header, *rows], axis=0)
 
 
+
+def _with_str_keys(structure: dict | None) -> dict | None:
+    return None if structure is None else structure | {"rms_ratio_by_k": {str(k): v for k, v in structure["rms_ratio_by_k"].items()}}
+
+
 def write_report(result: BenchmarkResult, out_dir: Path, *, overwrite: bool = False) -> list[str]:
     """Write results.md, results.json, cases.csv, per_type.png and examples.png atomically."""
     from hifialbedo.io.images import write_png
@@ -209,6 +264,8 @@ def write_report(result: BenchmarkResult, out_dir: Path, *, overwrite: bool = Fa
                 "per_source": per_group(result.scores, "source"),
                 "per_light": per_group(result.scores, "light"),
                 "curve": {m: {"k": {str(k): v for k, v in c["k"].items()}, "ratio_last_to_first": c["ratio_last_to_first"]} for m, c in result.curve.items()},
+                "harm_intervals": harm_intervals(result.scores),
+                "error_structure": _with_str_keys(error_structure(result.scores)),
             },
         )
         with open(tmp / "cases.csv", "w", newline="") as f:
