@@ -47,17 +47,39 @@ def push_pull(values: np.ndarray, weights: np.ndarray, *, min_size: int = 4) -> 
     return filled
 
 
+def feather_confidence(confidence: np.ndarray, face_mask: np.ndarray, radius: float) -> np.ndarray:
+    """``confidence (S, S)`` eroded by ``radius`` texels (a texel is trusted no more than the
+    least trusted texel within that radius), then smoothed (a Gaussian of a third of it, so
+    the smoothing does not hand the eroded band its trust back).
+
+    A distrusted patch (a cast shadow, a highlight, a glasses frame) has an edge still darker
+    or brighter than the skin but under the outlier threshold; kept as measured, that edge
+    shows as a rim around the filled patch. Eroded, the edge is filled with the patch, and
+    the measured and filled texels blend over a band instead of meeting at a line. Outside
+    ``face_mask (S, S)`` counts as trusted here, so that the face's border is not eaten.
+    """
+    if radius <= 0:
+        return confidence
+    r = max(round(radius), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    eroded = cv2.erode(np.where(face_mask, confidence, 1.0).astype(np.float32), kernel)
+    return np.where(face_mask, cv2.GaussianBlur(eroded, (0, 0), radius / 3.0), 0.0).astype(np.float32)
+
+
 def complete_uv(
-    albedo: np.ndarray, confidence: np.ndarray, face_mask: np.ndarray, *, trusted: float = 0.5
+    albedo: np.ndarray, confidence: np.ndarray, face_mask: np.ndarray, *, trusted: float = 0.5, feather: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Complete a UV map ``(S, S, C)`` with confidence ``(S, S)`` over the face ``(S, S)`` bool.
 
-    ``trusted``: the confidence from which a texel is kept as measured. Returns the
+    ``trusted``: the confidence from which a texel is kept as measured; ``feather``: the
+    radius, in texels, by which distrusted patches are first widened and their edges
+    smoothed (``feather_confidence``; 0: not at all). Returns the
     completed map (defined everywhere; outside the face it is a smooth padding, useful
     against bleeding when the texture is mip-mapped) and the completed confidence
     ``(S, S)``: the trust in each texel after the mirror step.
     """
     c = np.where(face_mask, np.clip(confidence / trusted, 0.0, 1.0), 0.0).astype(np.float32)
+    c = feather_confidence(c, face_mask, feather)
     # The mirror of texel (i, j) is (i, S - 1 - j) (``mesh.topology.uv_mirror_texels``): a flip
     # of the columns, a view rather than a gather.
     mirrored = albedo[:, ::-1]

@@ -28,6 +28,10 @@ class FusionConfig:
     within the reconstruction, so completion trusts the best-seen texels fully), clipped to [0, 1]."""
     confidence_floor: float = 1e-6
     """Smallest divisor of that normalisation (a reconstruction that saw almost nothing)."""
+    completion_feather: float = 0.004
+    """Completion first erodes the confidence by this share of the UV side (4 texels at 1024)
+    and smooths it (``inverse.completion.feather_confidence``): the rim of a shadow or
+    highlight that was filled in would otherwise stay as a line around it. 0: off."""
     texture_confidence: float = 0.5
     """texture.png takes the reference photo's own colour where its confidence is at least
     this, and blends linearly toward albedo x its shading below."""

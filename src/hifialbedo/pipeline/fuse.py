@@ -161,10 +161,12 @@ def fuse_photos(results: Sequence[PhotoResult], config: FusionConfig) -> tuple[F
     return fusion, fusion.confidence / scale
 
 
-def complete_albedo(layout: UVLayout, albedo: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+def complete_albedo(layout: UVLayout, albedo: np.ndarray, confidence: np.ndarray, config: FusionConfig = FusionConfig()) -> np.ndarray:
     """Per-texel albedo ``(N, 3)`` and relative confidence ``(N,)`` -> the completed UV albedo
-    ``(S, S, 3)`` (mirror texels, then inpainting; ``inverse.completion``)."""
-    albedo_map, _ = complete_uv(layout.scatter(albedo), layout.scatter(np.clip(confidence, 0, 1)), layout.mask)
+    ``(S, S, 3)`` (mirror texels, then inpainting, the distrusted patches feathered by
+    ``config.completion_feather``; ``inverse.completion``)."""
+    feather = config.completion_feather * layout.size
+    albedo_map, _ = complete_uv(layout.scatter(albedo), layout.scatter(np.clip(confidence, 0, 1)), layout.mask, feather=feather)
     return albedo_map
 
 
@@ -245,7 +247,7 @@ def fuse_photo_results(
 
     note("completing")
     with timer.timing("completion"):
-        albedo_map = np.clip(complete_albedo(layout, fusion.albedo, fused_conf) if learned is None else learned, 0.0, 1.0).astype(np.float32, copy=False)
+        albedo_map = np.clip(complete_albedo(layout, fusion.albedo, fused_conf, config.fusion) if learned is None else learned, 0.0, 1.0).astype(np.float32, copy=False)
         texture = lit_texture(results[0], layout, albedo_map, config.fusion)
 
     return Reconstruction(
