@@ -52,6 +52,7 @@ def test_feathering_erodes_a_distrusted_patch_smoothly_and_leaves_the_face_borde
     assert out[4, 30] == pytest.approx(1.0) and out[30, 59] == pytest.approx(1.0)  # the border is not eaten
     assert (out[~face] == 0).all()
     assert feather_confidence(confidence, face, 0.0) is confidence
+    assert feather_confidence(confidence, face, 0.4) is confidence  # a 64-texel map at 0.4 % of its side
 
 
 def test_feathering_fills_the_rim_of_a_patch_instead_of_leaving_a_line_around_it():

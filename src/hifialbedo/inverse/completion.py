@@ -56,11 +56,12 @@ def feather_confidence(confidence: np.ndarray, face_mask: np.ndarray, radius: fl
     or brighter than the skin but under the outlier threshold; kept as measured, that edge
     shows as a rim around the filled patch. Eroded, the edge is filled with the patch, and
     the measured and filled texels blend over a band instead of meeting at a line. Outside
-    ``face_mask (S, S)`` counts as trusted here, so that the face's border is not eaten.
+    ``face_mask (S, S)`` counts as trusted here, so that the face's border is not eaten. A
+    radius under half a texel changes nothing.
     """
-    if radius <= 0:
+    r = round(radius)
+    if r < 1:  # under half a texel (a small map): nothing to widen
         return confidence
-    r = max(round(radius), 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     eroded = cv2.erode(np.where(face_mask, confidence, 1.0).astype(np.float32), kernel)
     return np.where(face_mask, cv2.GaussianBlur(eroded, (0, 0), radius / 3.0), 0.0).astype(np.float32)
