@@ -485,12 +485,18 @@ class BenchmarkResult:
     examples: list[Example] = field(default_factory=list)
     summaries: dict[str, dict] = field(default_factory=dict)  # subset -> summarise(...)
     curve: dict = field(default_factory=dict)
+    harm: dict = field(default_factory=dict)  # harm_intervals(...) of reconstruct
+    structure: dict | None = None  # error_structure(...) of reconstruct
 
     def __post_init__(self) -> None:
         if not self.summaries:
             self.summaries = {sub: summarise(self.scores, sub) for sub in SUBSETS}
         if not self.curve:
             self.curve = curve(self.scores)
+        if not self.harm:
+            self.harm = harm_intervals(self.scores)
+        if self.structure is None:
+            self.structure = error_structure(self.scores)
 
     @property
     def summary(self) -> dict:

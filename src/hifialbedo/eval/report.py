@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hifialbedo.eval.benchmark import SUBSETS, BenchmarkResult, error_structure, harm_intervals, per_group
+from hifialbedo.eval.benchmark import SUBSETS, BenchmarkResult, per_group
 from hifialbedo.ops.colour import SKIN_TYPES
 
 SUBSET_TITLES = {
@@ -58,16 +58,17 @@ def harm_check(summary: dict, method: str = "reconstruct", baselines: tuple[str,
     return lines
 
 
-def harm_interval_table(result: BenchmarkResult, method: str = "reconstruct") -> list[str]:
-    """``harm_intervals`` as markdown: per type, ``method`` less each baseline, person by person."""
-    table = harm_intervals(result.scores, method)
+def harm_interval_table(result: BenchmarkResult) -> list[str]:
+    """``BenchmarkResult.harm`` (``harm_intervals``) as markdown: per type, reconstruct less
+    each baseline, person by person."""
+    table = result.harm
     if not table:
         return []
     present = list(table)
     lines = [
         "",
         (
-            f"The same person by person: {method}'s |ITA error| less each baseline's (each person's cases of a type averaged, then the people;"
+            "The same person by person: reconstruct's |ITA error| less each baseline's (each person's cases of a type averaged, then the people;"
             " 90 % bootstrap interval over the people in brackets). Below or above only where the whole interval is:"
         ),
         "",
@@ -87,15 +88,16 @@ def harm_interval_table(result: BenchmarkResult, method: str = "reconstruct") ->
     return lines
 
 
-def error_structure_lines(result: BenchmarkResult, method: str = "reconstruct") -> list[str]:
-    """``error_structure`` as markdown: what averaging photos of one face can remove."""
-    e = error_structure(result.scores, method)
+def error_structure_lines(result: BenchmarkResult) -> list[str]:
+    """``BenchmarkResult.structure`` (``error_structure``) as markdown: what averaging photos
+    of one face can remove."""
+    e = result.structure
     if e is None:
         return []
     ratios = ", ".join(f"k = {k}: {100 * r:.0f} %" for k, r in e["rms_ratio_by_k"].items() if k > 1)
     return [
         "",
-        f"## What averaging photos can remove: {method} (main subset, single photos)",
+        "## What averaging photos can remove: reconstruct (main subset, single photos)",
         "",
         (
             f"Over {e['faces']} faces (one base photo, skin type and metering, under several lightings), the signed ITA error is"
@@ -241,7 +243,6 @@ def examples_png(result: BenchmarkResult) -> np.ndarray | None:
     return np.concatenate([header, *rows], axis=0)
 
 
-
 def _with_str_keys(structure: dict | None) -> dict | None:
     return None if structure is None else structure | {"rms_ratio_by_k": {str(k): v for k, v in structure["rms_ratio_by_k"].items()}}
 
@@ -264,8 +265,8 @@ def write_report(result: BenchmarkResult, out_dir: Path, *, overwrite: bool = Fa
                 "per_source": per_group(result.scores, "source"),
                 "per_light": per_group(result.scores, "light"),
                 "curve": {m: {"k": {str(k): v for k, v in c["k"].items()}, "ratio_last_to_first": c["ratio_last_to_first"]} for m, c in result.curve.items()},
-                "harm_intervals": harm_intervals(result.scores),
-                "error_structure": _with_str_keys(error_structure(result.scores)),
+                "harm_intervals": result.harm,
+                "error_structure": _with_str_keys(result.structure),
             },
         )
         with open(tmp / "cases.csv", "w", newline="") as f:
