@@ -358,6 +358,7 @@ def fit_joint(keep: list[dict]) -> tuple[JointModel, float]:
     best_weight = 1.0
     if best_trees is not None and 0 < main.sum() < len(keep):
         score_main = main_score(us)
+        print(f"  main cases counted once in the trees: left-out-person score {score_main:.2f} on the main cases, {score:.2f} on all")
         for w in MAIN_WEIGHTS[1:]:
             trial = joint_left_out(keep, groups, ridge, best_trees, w)
             s_main = main_score(trial)
