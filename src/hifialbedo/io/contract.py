@@ -43,7 +43,7 @@ from hifialbedo.io.output import atomic_output_dir, write_json, write_obj
 from hifialbedo.mesh.geometry import FaceGeometry
 from hifialbedo.mesh.topology import load_face_topology
 from hifialbedo.ops import sh as sh_ops
-from hifialbedo.ops.colour import linear_to_srgb_uint8
+from hifialbedo.ops.colour import LUMA_WEIGHTS, linear_to_srgb_uint8
 from hifialbedo.ops.vectors import normalize_rows
 from hifialbedo.render.image_raster import ImageRaster, paste_window
 from hifialbedo.render.unwrap import Unwrap
@@ -203,11 +203,23 @@ def normal_rgba(layout: UVLayout, normals: np.ndarray, face: np.ndarray) -> np.n
     return nm.reshape(size, size, 4)
 
 
+SHADING_VIEW_PERCENTILE = 99.0
+"""The shading view is divided by this percentile of its luminance where that is over 1."""
+
+
 def view_images(result: PhotoResult, albedo_map: np.ndarray) -> dict[str, np.ndarray]:
-    """``albedo_view`` / ``shading_view`` / ``render_view`` of one photo, RGBA at the photo's original size."""
+    """``albedo_view`` / ``shading_view`` / ``render_view`` of one photo, RGBA at the photo's
+    original size. The shading is in the photo's units (albedo x shading = the photo), often
+    well over 1 where the albedo is darker than the photo: written as it is it would be a
+    white mask, so it is divided by its brightest 1 %'s luminance where that is over 1 (the
+    light's shape and colour; its strength is ``lighting.json``'s SH)."""
     view = shade_view(result.geometry, result.raster, albedo_map, result.estimate.sh)
     alpha = view.mask.astype(np.float32)
-    images = {"albedo_view": view.albedo, "shading_view": view.shading, "render_view": view.image}
+    shading = view.shading
+    if view.mask.any():
+        bright = float(np.percentile(shading[view.mask] @ LUMA_WEIGHTS, SHADING_VIEW_PERCENTILE))
+        shading = shading / max(bright, 1.0)
+    images = {"albedo_view": view.albedo, "shading_view": shading, "render_view": view.image}
     h, w = result.photo.original_size
     out = {}
     for key, img in images.items():
