@@ -185,7 +185,7 @@ def test_reconstruct_writes_the_output_contract(tmp_path, models):
         assert 0.05 < (v[..., 3] > 0).mean() < 0.5
     # The shading shows the light's shape, not a white mask (its raw values reach 2-3 here).
     shading = cv2.imread(str(out / "views" / "grace_hopper" / "shading_view.png"), cv2.IMREAD_UNCHANGED)
-    lit = shading[..., :3][shading[..., 3] == 255].astype(float) @ [0.0722, 0.7152, 0.2126]  # BGR
+    lit = shading[..., :3][shading[..., 3] == 255].astype(float) @ LUMA_WEIGHTS[::-1]  # BGR
     assert np.percentile(lit, 99) > 240 and np.median(lit) < 235 and (lit >= 254.5).mean() < 0.05
     lighting = json.loads((out / "lighting.json").read_text())
     assert np.array(lighting["photos"][0]["sh"]).shape == (9, 3)
