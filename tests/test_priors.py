@@ -101,6 +101,28 @@ def test_joint_model_reads_every_cue_and_the_light():
         AlbedoPriors(combiner="average")
 
 
+def test_light_form_reads_the_lights_colour_and_direction_not_the_skins():
+    from hifialbedo.inverse.priors import light_form
+    from hifialbedo.ops.sh import directional_light, uniform_light
+
+    sky = np.array([0.8, 0.9, 1.2])  # a bluer ambient under a neutral sun from the viewer's right
+    sun_right = directional_light(np.array([1.0, 0.0, 0.0]), np.ones(3))
+    sun_left = directional_light(np.array([-1.0, 0.0, 0.0]), np.ones(3))
+    light = uniform_light(0.4) * sky[None, :] + sun_right
+    form = light_form(light)
+    # The directional part is redder and less blue than the ambient one it is read against.
+    assert form["light_directional_log_rg"] > 0.05 and form["light_directional_log_bg"] < -0.1
+    assert form["light_lateral"] == pytest.approx(1.0) and form["light_vertical"] == pytest.approx(0.0, abs=1e-9)
+    # The skin's colour scales every band of a channel alike: the form does not move.
+    skin = np.array([0.45, 0.3, 0.2])
+    assert light_form(light * skin[None, :]) == pytest.approx(form)
+    assert light_form(uniform_light(0.4) * sky[None, :] + sun_left) == pytest.approx(form)
+    # A light from above; an ambient-only light has no direction.
+    above = light_form(uniform_light(0.4) + directional_light(np.array([0.0, 1.0, 0.0]), np.ones(3)))
+    assert above["light_vertical"] == pytest.approx(1.0) and above["light_directional_log_rg"] == pytest.approx(0.0, abs=1e-9)
+    assert set(light_form(uniform_light(0.4)).values()) == {0.0}
+
+
 def test_joint_model_does_not_extrapolate():
     from hifialbedo.inverse.cues import PhotoCues, SceneCue
     from hifialbedo.inverse.priors import (
