@@ -38,9 +38,9 @@ light as its brightness does), and how far the scene's brightness can be trusted
 the light (a hard side light leaves a dark surround). So u is also estimated by one ridge
 regression of the truth's u on every cue's correction of the ``own`` reading, the shape and
 form of the fitted light (the colour of its directional part against its ambient part's, where
-it comes from: ``light_form``) and the frame's metered luminance (``JOINT_FEATURES``), fitted on the tuning
-split with the penalty and the cue groups chosen by leaving one person out at a time
-(``benchmarks/tune_priors.py``). What it is fitted to is what the FAIR protocol scores: the
+it comes from: ``light_form``) and the frame's metered luminance (``JOINT_FEATURES``), fitted
+on the tuning split with the penalty and the cue groups chosen by leaving one person out at a
+time (``benchmarks/tune_priors.py``). What it is fitted to is what the FAIR protocol scores: the
 mean *per-pixel* ITA over the cheeks and forehead. The truth keeps its source photo's fine
 shading and the pipeline explains part of it as detail normals, so at the true mean colour
 its albedo reads 5-9 degrees lighter per pixel than the truth on types I-IV (on the tuning
@@ -55,10 +55,10 @@ scene, no side-lit source: what the targets are set on) count three times in the
 (left out person by person, 10.65 -> 10.19 on them, for 10.03 -> 10.38 on every case: the
 bright scenes pay). The light's form is what tells a sun under a bluer sky (whose scene is lit
 as the face is) from a studio key (whose backdrop falls off): the tuning cases' left-out
-main score is 10.50 without it, with the same trees. A regression pulls toward the tuning cases' mean a little, which the
-per-number combination does not; it was chosen because its error on the people left out is
-lower, on every skin type, than the per-number combination's on the very cases it was fitted
-on (the tuning log prints both). Its variance is the left-out-person error, the same for
+main score is 10.50 without it, with the same trees. A regression pulls toward the tuning
+cases' mean a little, which the per-number combination does not; it was chosen because its
+error on the people left out is lower, on every skin type, than the per-number combination's
+on the very cases it was fitted on (the tuning log prints both). Its variance is the left-out-person error, the same for
 every photo.
 
 **Do no harm**: the joint model is read only where its inputs lie within
@@ -223,6 +223,9 @@ def cue_readings(observed: np.ndarray, peak: float, cues: PhotoCues | None) -> d
     return readings
 
 
+LIGHT_FORM_FEATURES = ("light_directional_log_rg", "light_directional_log_bg", "light_vertical", "light_frontal", "light_lateral")
+"""``light_form``'s features, in the order it returns them."""
+
 JOINT_FEATURES = (
     ("own", ("own_log_luminance", "own_log_rg", "own_log_bg")),
     ("scene", ("scene_log_luminance", "scene_log_rg", "scene_log_bg", "scene_present")),
@@ -231,7 +234,7 @@ JOINT_FEATURES = (
     ("locus", ("locus_log_luminance", "locus_log_rg", "locus_log_bg")),
     ("light", ("light_directional", "light_quadratic", "fit_residual")),
     ("frame", ("frame_log_luminance", "scene_fraction")),
-    ("light_form", ("light_directional_log_rg", "light_directional_log_bg", "light_vertical", "light_frontal", "light_lateral")),
+    ("light_form", LIGHT_FORM_FEATURES),
 )
 """The joint model's inputs, by the cue they come from: each cue's reading of u relative to
 the ``own`` one (its correction; 0 and ``*_present`` 0 where the cue is missing), the shape
@@ -308,19 +311,14 @@ def light_form(apparent: np.ndarray) -> dict[str, float]:
     first = sh[1:4] @ LUMA_WEIGHTS
     norm = float(np.linalg.norm(first))
     if norm < 1e-6:
-        return dict.fromkeys(JOINT_FEATURES[-1][1], 0.0)
+        return dict.fromkeys(LIGHT_FORM_FEATURES, 0.0)
     direction = first / norm
     along = np.maximum(direction @ sh[1:4], 1e-3 * norm)  # (3,) each channel's strength along it
     ambient = np.maximum(sh[0], 1e-3 * max(float(sh[0].max()), 1e-6))
     chroma = np.log(along[[0, 2]] / along[1]) - np.log(ambient[[0, 2]] / ambient[1])
     chroma = np.clip(chroma, -LIGHT_FORM_CHROMA_LIMIT, LIGHT_FORM_CHROMA_LIMIT)
-    return {
-        "light_directional_log_rg": float(chroma[0]),
-        "light_directional_log_bg": float(chroma[1]),
-        "light_vertical": float(direction[0]),
-        "light_frontal": float(direction[1]),
-        "light_lateral": float(abs(direction[2])),
-    }
+    values = (chroma[0], chroma[1], direction[0], direction[1], abs(direction[2]))
+    return {name: float(v) for name, v in zip(LIGHT_FORM_FEATURES, values)}
 
 
 def joint_feature_names(groups: Sequence[str] | None = None) -> tuple[str, ...]:
